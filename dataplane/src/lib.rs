@@ -1,0 +1,19 @@
+//! The Linux data plane as data.
+//!
+//! ```text
+//!   iptables-save / ipset save / ip -j ... / nft -j / ipvsadm -Sn   (text from a node)
+//!        | parse                                        ^ emit
+//!        v                                              |
+//!   typed models: iptables::Ruleset, ipset::Sets, route::RouteState, ...
+//!        |
+//!        v
+//!   trace(&NodeState, &Packet) -> Trace { steps, verdict, assumptions }
+//! ```
+//!
+//! Three users share this crate: kube-proxy-rs renders into these models and writes their
+//! text form; diag parses live dumps into them and explains packets; the tests trace packets
+//! through what kube-proxy-rs rendered. Nothing here touches the kernel, a socket or a process.
+
+pub mod packet;
+
+pub use packet::{CtState, Family, Packet, Protocol};

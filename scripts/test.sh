@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, then every test tier (pure, kernel in network namespaces,
+# real BGP peers, the IPVS VM). Run as root from a fresh clone; it installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --no-fail-fast "$@"
+cargo test --workspace --doc --locked
