@@ -1,0 +1,48 @@
+//! iptables / ip6tables rulesets as data.
+//!
+//! ```text
+//!   iptables-save text --Ruleset::parse--> Ruleset --to_save()----> the same text
+//!                                             |   --to_restore()--> iptables-restore input
+//!   iptables-restore text --RestoreScript::parse--> RestoreScript
+//!   Ruleset::apply_restore(&script, RestoreMode) : the kernel's merge, atomic per table
+//!   Match::eval(&Packet, &dyn MatchEnv) -> MatchOutcome ; Target::effect() -> TargetEffect
+//! ```
+//! Typed matches and targets cover what kube-proxy and common node firewalls write; anything
+//! else is kept raw (`Match::Unknown`, `Target::Unknown`) and prints back unchanged.
+
+mod emit;
+pub mod eval;
+mod lexer;
+mod match_ct;
+mod match_l4;
+mod match_misc;
+mod matches;
+mod model;
+mod parse;
+pub mod restore;
+mod targets;
+mod values;
+
+pub use eval::{
+    Assumption, AssumptionKind, CtInfo, CtTuple, MatchEnv, MatchOutcome, NoEnv, RuleOutcome,
+    SetKeyPart,
+};
+pub use match_ct::{
+    Conntrack, CtDir, CtStates, CtStatus, MarkMatch, Recent, RecentMode, RecentSide, StateMatch,
+    Statistic,
+};
+pub use match_l4::{IcmpMatch, IcmpType, Multiport, MultiportDir, PortMatch, TcpFlagsMatch};
+pub use match_misc::{
+    AddrRange, AddrType, AddrTypes, IdRange, IpRange, Length, Limit, Owner, Physdev, PktType,
+    PktTypeMatch, SetDir, SetMatch, TtlMatch, TtlOp,
+};
+pub use matches::Match;
+pub use model::{Chain, Counters, DuplicateChain, Policy, Rule, Ruleset, Table, builtin_chains};
+pub use parse::ParseError;
+pub use restore::{
+    RestoreCommand, RestoreError, RestoreMode, RestoreOp, RestoreScript, RestoreTable,
+};
+pub use targets::{
+    Connmark, Log, MarkOp, MarkOpKind, Nat, NatRange, PortMap, RejectWith, Target, TargetEffect,
+};
+pub use values::{AddrMask, Iface, Mask, Neg, PortRange, ProtoSpec, parse_u32};
