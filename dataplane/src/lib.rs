@@ -14,6 +14,7 @@
 //! text form; diag parses live dumps into them and explains packets; the tests trace packets
 //! through what kube-proxy-rs rendered. Nothing here touches the kernel, a socket or a process.
 
+pub mod ipset;
 pub mod iptables;
 pub mod packet;
 

@@ -12,7 +12,7 @@
 
 mod emit;
 pub mod eval;
-mod lexer;
+pub(crate) mod lexer;
 mod match_ct;
 mod match_l4;
 mod match_misc;

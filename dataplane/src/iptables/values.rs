@@ -197,20 +197,22 @@ impl AddrMask {
         AddrMask { addr: masked, mask }
     }
 
-    /// The form `-m conntrack` prints: no mask for a single host, `/len` otherwise.
+    /// The form `-m conntrack` prints: the address as given (the kernel keeps it unmasked),
+    /// no mask for a single host, `/len` otherwise.
     pub fn canonical_host_bare(&self) -> AddrMask {
         let c = self.canonical();
         let full = match self.family() {
             Family::V4 => 32,
             Family::V6 => 128,
         };
-        if c.mask == Mask::Prefix(full) {
-            AddrMask {
-                addr: c.addr,
-                mask: Mask::Host,
-            }
+        let mask = if c.mask == Mask::Prefix(full) {
+            Mask::Host
         } else {
-            c
+            c.mask
+        };
+        AddrMask {
+            addr: self.addr,
+            mask,
         }
     }
 }
