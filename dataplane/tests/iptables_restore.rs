@@ -246,7 +246,8 @@ fn deleting_a_referenced_or_builtin_chain_is_rejected() {
 fn other_kernel_refusals() {
     let mut rs = base();
     let before = rs.clone();
-    let cases: &[(&str, fn(&RestoreError) -> bool)] = &[
+    type Check = fn(&RestoreError) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("*bogus\nCOMMIT\n", |e| {
             matches!(e, RestoreError::UnknownTable { line: 1, .. })
         }),
