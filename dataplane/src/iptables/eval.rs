@@ -503,11 +503,13 @@ impl Match {
                 if reply.is_none() {
                     missing.get_or_insert("--ctstate");
                 }
+                // DNAT: the reply comes from another address than the original destination;
+                // SNAT: it goes to another address than the original source.
                 if r.src != o.dst {
-                    bits |= CtStates::SNAT;
+                    bits |= CtStates::DNAT;
                 }
                 if r.dst != o.src {
-                    bits |= CtStates::DNAT;
+                    bits |= CtStates::SNAT;
                 }
             }
             hit &= s.apply(s.value.0 & bits != 0);
