@@ -43,6 +43,19 @@ impl Opt<'_> {
     }
 }
 
+/// The words of option groups exactly as written (`!`, names, raw values), for `Unknown`.
+pub(crate) fn raw_words(opts: &[Opt<'_>]) -> Vec<String> {
+    let mut raw = Vec::with_capacity(opts.len() * 2);
+    for o in opts {
+        if o.negated {
+            raw.push("!".to_string());
+        }
+        raw.push(o.name.to_string());
+        raw.extend(o.vals.iter().map(|v| v.raw.to_string()));
+    }
+    raw
+}
+
 /// The single value of an option, if it has exactly one.
 pub(crate) fn one<'a>(o: &'a Opt<'_>) -> Option<&'a str> {
     match o.vals {
@@ -231,12 +244,7 @@ pub(crate) fn module_knows(module: &str, opt: &str) -> bool {
 
 impl Match {
     /// Builds a match from a `-m MODULE` group; falls back to `Unknown` with the raw words.
-    pub(crate) fn from_module(
-        module: &str,
-        opts: &[Opt<'_>],
-        raw: Vec<String>,
-        family: Family,
-    ) -> Match {
+    pub(crate) fn from_module(module: &str, opts: &[Opt<'_>], family: Family) -> Match {
         let typed = match module {
             "tcp" => PortMatch::parse(opts, true).map(Match::Tcp),
             "udp" => PortMatch::parse(opts, false).map(Match::Udp),
@@ -270,7 +278,7 @@ impl Match {
         };
         typed.unwrap_or_else(|| Match::Unknown {
             module: module.to_string(),
-            args: raw,
+            args: raw_words(opts),
         })
     }
 

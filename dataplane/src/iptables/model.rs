@@ -297,6 +297,23 @@ impl Table {
             .collect();
     }
 
+    /// Puts the chains in the given order (names not listed go last, in their current order).
+    pub(crate) fn reorder(&mut self, order: &[String]) {
+        let rank: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        self.chains
+            .sort_by_key(|c| rank.get(c.name.as_str()).copied().unwrap_or(usize::MAX));
+        self.index = self
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+    }
+
     /// Whether `name` is a built-in chain of this table.
     pub fn is_builtin(&self, name: &str) -> bool {
         builtin_chains(&self.name).is_some_and(|b| b.contains(&name))

@@ -83,7 +83,6 @@ struct Group<'w> {
     name: &'w str,
     implicit: bool,
     opts: Vec<Opt<'w>>,
-    raw: Vec<String>,
 }
 
 enum Slot<'w> {
@@ -187,7 +186,6 @@ pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result
                     name: v.raw,
                     implicit: false,
                     opts: Vec::new(),
-                    raw: Vec::new(),
                 }));
                 current = Some(slots.len() - 1);
                 in_target = false;
@@ -211,7 +209,6 @@ pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result
                         name: v.raw,
                         implicit: false,
                         opts: Vec::new(),
-                        raw: Vec::new(),
                     },
                 ));
                 in_target = true;
@@ -243,11 +240,6 @@ pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result
                         Slot::Basic(_) => return Err(err(i, "an option")),
                     }
                 };
-                if negated {
-                    group.raw.push("!".to_string());
-                }
-                group.raw.push(name.to_string());
-                group.raw.extend(opt.vals.iter().map(|v| v.raw.to_string()));
                 group.opts.push(opt);
                 i = j;
             }
@@ -258,7 +250,7 @@ pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result
         matches.push(match s {
             Slot::Basic(m) => m,
             Slot::Module(g) => {
-                let mut m = Match::from_module(g.name, &g.opts, g.raw, family);
+                let mut m = Match::from_module(g.name, &g.opts, family);
                 if g.implicit {
                     match &mut m {
                         Match::Tcp(p) | Match::Udp(p) | Match::Sctp(p) => p.implicit = true,
@@ -274,7 +266,7 @@ pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result
         if goto {
             Target::Goto(g.name.to_string())
         } else {
-            Target::from_jump(g.name, &g.opts, g.raw, family)
+            Target::from_jump(g.name, &g.opts, family)
         }
     });
     Ok(Rule {
@@ -316,7 +308,6 @@ fn owner_of(
             name: m,
             implicit: true,
             opts: Vec::new(),
-            raw: Vec::new(),
         }));
         return Some(slots.len() - 1);
     }

@@ -240,6 +240,23 @@ pub enum RestoreError {
 
 const MAX_CHAIN_NAME: usize = 28;
 
+impl RestoreOp {
+    /// The chain the command names, if any.
+    pub fn chain(&self) -> Option<&str> {
+        match self {
+            RestoreOp::Declare { chain, .. }
+            | RestoreOp::Append { chain, .. }
+            | RestoreOp::Insert { chain, .. }
+            | RestoreOp::Delete { chain, .. }
+            | RestoreOp::DeleteNum { chain, .. }
+            | RestoreOp::DeleteChain { chain }
+            | RestoreOp::NewChain { chain }
+            | RestoreOp::Policy { chain, .. } => Some(chain),
+            RestoreOp::Flush { chain } => chain.as_deref(),
+        }
+    }
+}
+
 impl RestoreScript {
     /// Parses `iptables-restore` input.
     pub fn parse(family: Family, text: &str) -> Result<RestoreScript, ParseError> {
@@ -426,31 +443,102 @@ impl Ruleset {
         mode: RestoreMode,
     ) -> Result<(), RestoreError> {
         for st in &script.tables {
-            let Some(builtins) = builtin_chains(&st.name) else {
+            if builtin_chains(&st.name).is_none() {
                 return Err(RestoreError::UnknownTable {
                     line: st.line,
                     table: st.name.clone(),
                 });
+            }
+            let (pos, created) = match self.tables.iter().position(|t| t.name == st.name) {
+                Some(p) => (p, false),
+                None => {
+                    self.tables.push(Table::with_builtins(&st.name));
+                    (self.tables.len() - 1, true)
+                }
             };
-            let mut work = match (mode.noflush, self.table(&st.name)) {
-                (true, Some(t)) => t.clone(),
-                _ => Table::with_builtins(&st.name),
-            };
-            if let Some(old) = self.table(&st.name) {
+            if mode.noflush {
+                // In place, with a journal of the chains touched so an error can roll back.
+                let table = &mut self.tables[pos];
+                let mut journal = Journal::default();
+                let result = st
+                    .commands
+                    .iter()
+                    .try_for_each(|cmd| apply_command(table, cmd, self.family, &mut journal));
+                match result {
+                    Ok(()) => {
+                        if journal.added {
+                            table.sort_chains();
+                        }
+                    }
+                    Err(e) => {
+                        journal.rollback(table);
+                        if created {
+                            self.tables.remove(pos);
+                        }
+                        return Err(e);
+                    }
+                }
+            } else {
+                // Replace the table: build a fresh one; the old one is kept until the commit.
+                let old = &self.tables[pos];
+                let mut work = Table::with_builtins(&st.name);
                 work.header.clone_from(&old.header);
                 work.footer.clone_from(&old.footer);
-            }
-            let _ = builtins;
-            for cmd in &st.commands {
-                apply_command(&mut work, cmd, self.family)?;
-            }
-            work.sort_chains();
-            match self.tables.iter_mut().find(|t| t.name == st.name) {
-                Some(slot) => *slot = work,
-                None => self.tables.push(work),
+                let mut journal = Journal::default();
+                for cmd in &st.commands {
+                    apply_command(&mut work, cmd, self.family, &mut journal)?;
+                }
+                work.sort_chains();
+                self.tables[pos] = work;
             }
         }
         Ok(())
+    }
+}
+
+/// What a table looked like before a restore touched it, chain by chain.
+#[derive(Default)]
+struct Journal {
+    /// Original content of each chain touched (`None`: it did not exist), in touch order.
+    saved: Vec<(String, Option<Chain>)>,
+    seen: std::collections::HashSet<String>,
+    /// Chain order before the first chain was added or deleted.
+    order: Option<Vec<String>>,
+    /// A chain was added (the table must be re-sorted on commit).
+    added: bool,
+}
+
+impl Journal {
+    fn touch(&mut self, t: &Table, chain: &str) {
+        if self.seen.insert(chain.to_string()) {
+            self.saved
+                .push((chain.to_string(), t.chain(chain).cloned()));
+        }
+    }
+
+    fn structural(&mut self, t: &Table) {
+        if self.order.is_none() {
+            self.order = Some(t.chains().iter().map(|c| c.name.clone()).collect());
+        }
+    }
+
+    fn rollback(self, t: &mut Table) {
+        for (name, saved) in self.saved.into_iter().rev() {
+            match saved {
+                Some(chain) => match t.chain_mut(&name) {
+                    Some(c) => *c = chain,
+                    None => {
+                        let _ = t.add_chain(chain);
+                    }
+                },
+                None => {
+                    t.remove_chain(&name);
+                }
+            }
+        }
+        if let Some(order) = self.order {
+            t.reorder(&order);
+        }
     }
 }
 
@@ -480,8 +568,16 @@ fn check_rule(t: &Table, rule: &Rule, line: usize) -> Result<(), RestoreError> {
     Ok(())
 }
 
-fn apply_command(t: &mut Table, cmd: &RestoreCommand, family: Family) -> Result<(), RestoreError> {
+fn apply_command(
+    t: &mut Table,
+    cmd: &RestoreCommand,
+    family: Family,
+    j: &mut Journal,
+) -> Result<(), RestoreError> {
     let line = cmd.line;
+    if let Some(name) = cmd.op.chain() {
+        j.touch(t, name);
+    }
     match &cmd.op {
         RestoreOp::Declare { chain, policy, .. } => {
             if t.is_builtin(chain) {
@@ -502,6 +598,8 @@ fn apply_command(t: &mut Table, cmd: &RestoreCommand, family: Family) -> Result<
                 match t.chain_mut(chain) {
                     Some(c) => c.rules.clear(),
                     None => {
+                        j.structural(t);
+                        j.added = true;
                         let _ = t.add_chain(Chain::user(chain.clone()));
                     }
                 }
@@ -564,6 +662,7 @@ fn apply_command(t: &mut Table, cmd: &RestoreCommand, family: Family) -> Result<
         RestoreOp::Flush { chain: None } => {
             let names: Vec<String> = t.chains().iter().map(|c| c.name.clone()).collect();
             for n in names {
+                j.touch(t, &n);
                 if let Some(c) = t.chain_mut(&n) {
                     c.rules.clear();
                 }
@@ -590,6 +689,7 @@ fn apply_command(t: &mut Table, cmd: &RestoreCommand, family: Family) -> Result<
                     from: from.to_string(),
                 });
             }
+            j.structural(t);
             t.remove_chain(chain);
         }
         RestoreOp::NewChain { chain } => {
@@ -600,6 +700,8 @@ fn apply_command(t: &mut Table, cmd: &RestoreCommand, family: Family) -> Result<
                     chain: chain.clone(),
                 });
             }
+            j.structural(t);
+            j.added = true;
             let _ = t.add_chain(Chain::user(chain.clone()));
         }
         RestoreOp::Policy { chain, policy } => {

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use super::match_ct::mark;
-use super::matches::{Opt, one};
+use super::matches::{Opt, one, raw_words};
 use super::values::{PortRange, parse_mark_mask, write_quoted};
 use crate::packet::Family;
 
@@ -538,21 +538,16 @@ pub enum TargetEffect {
 
 impl Target {
     /// Builds a target from `-j NAME` and its options; unknown ones stay raw.
-    pub(crate) fn from_jump(
-        name: &str,
-        opts: &[Opt<'_>],
-        raw: Vec<String>,
-        family: Family,
-    ) -> Target {
+    pub(crate) fn from_jump(name: &str, opts: &[Opt<'_>], family: Family) -> Target {
         let typed = Self::typed(name, opts, family);
         match typed {
             Some(t) => t,
-            None if raw.is_empty() && !TARGET_NAMES.contains(&name) => {
+            None if opts.is_empty() && !TARGET_NAMES.contains(&name) => {
                 Target::Jump(name.to_string())
             }
             None => Target::Unknown {
                 name: name.to_string(),
-                args: raw,
+                args: raw_words(opts),
             },
         }
     }
