@@ -298,6 +298,22 @@ fn other_kernel_refusals() {
         assert!(ok(&err), "{script:?}: {err}");
         assert_eq!(rs, before, "{script:?} changed the state");
     }
+    // A failing script in replace mode leaves no trace either, also for a table it would create.
+    let err = apply(
+        &mut rs,
+        "*mangle\n:X - [0:0]\n-A X -j NOPE\nCOMMIT\n",
+        RestoreMode::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, RestoreError::DanglingJump { line: 3, .. }));
+    let err = apply(
+        &mut rs,
+        "*filter\n-A A -j ACCEPT\nCOMMIT\n",
+        RestoreMode::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, RestoreError::NoSuchChain { line: 2, .. }));
+    assert_eq!(rs, before);
     // Declaring a chain twice is accepted (it is just flushed twice).
     apply(
         &mut rs,

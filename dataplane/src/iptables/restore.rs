@@ -485,8 +485,15 @@ impl Ruleset {
                 work.header.clone_from(&old.header);
                 work.footer.clone_from(&old.footer);
                 let mut journal = Journal::default();
-                for cmd in &st.commands {
-                    apply_command(&mut work, cmd, self.family, &mut journal)?;
+                let result = st
+                    .commands
+                    .iter()
+                    .try_for_each(|cmd| apply_command(&mut work, cmd, self.family, &mut journal));
+                if let Err(e) = result {
+                    if created {
+                        self.tables.remove(pos);
+                    }
+                    return Err(e);
                 }
                 work.sort_chains();
                 self.tables[pos] = work;
