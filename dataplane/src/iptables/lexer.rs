@@ -43,8 +43,14 @@ pub(crate) struct LexError {
 
 /// Splits `line` into words.
 pub(crate) fn words(line: &str) -> Result<Vec<Word<'_>>, LexError> {
-    let bytes = line.as_bytes();
     let mut out = Vec::with_capacity(16);
+    words_into(line, &mut out)?;
+    Ok(out)
+}
+
+/// Splits `line` into words, appending to `out` (so one buffer serves every line of a dump).
+pub(crate) fn words_into<'a>(line: &'a str, out: &mut Vec<Word<'a>>) -> Result<(), LexError> {
+    let bytes = line.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
@@ -54,8 +60,21 @@ pub(crate) fn words(line: &str) -> Result<Vec<Word<'_>>, LexError> {
             break;
         }
         let start = i;
+        // Fast path: a word without quotes or escapes.
+        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'"' | b'\\') {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] == b' ' || bytes[i] == b'\t' {
+            let raw = &line[start..i];
+            out.push(Word {
+                raw,
+                value: Cow::Borrowed(raw),
+                quoted: false,
+                offset: start,
+            });
+            continue;
+        }
         let mut quoted = false;
-        let mut plain = true; // no quotes or escapes: value == raw
         let mut in_quote = false;
         let mut quote_start = 0;
         while i < bytes.len() {
@@ -64,7 +83,6 @@ pub(crate) fn words(line: &str) -> Result<Vec<Word<'_>>, LexError> {
                 break;
             }
             if b == b'"' {
-                plain = false;
                 quoted = true;
                 if !in_quote {
                     quote_start = i;
@@ -72,7 +90,6 @@ pub(crate) fn words(line: &str) -> Result<Vec<Word<'_>>, LexError> {
                 in_quote = !in_quote;
                 i += 1;
             } else if b == b'\\' && i + 1 < bytes.len() {
-                plain = false;
                 i += 2;
             } else {
                 i += 1;
@@ -88,19 +105,14 @@ pub(crate) fn words(line: &str) -> Result<Vec<Word<'_>>, LexError> {
             i += 1;
         }
         let raw = &line[start..i];
-        let value = if plain {
-            Cow::Borrowed(raw)
-        } else {
-            Cow::Owned(unquote(raw))
-        };
         out.push(Word {
             raw,
-            value,
+            value: Cow::Owned(unquote(raw)),
             quoted,
             offset: start,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 fn unquote(raw: &str) -> String {

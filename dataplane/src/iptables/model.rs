@@ -247,6 +247,11 @@ impl Table {
         self.index.get(name).map(|&i| &mut self.chains[i])
     }
 
+    /// The chain at a position (see [`Table::chain_position`]), mutable.
+    pub fn chain_at_mut(&mut self, pos: usize) -> Option<&mut Chain> {
+        self.chains.get_mut(pos)
+    }
+
     /// Position of a chain in declaration order.
     pub fn chain_position(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::lexer::{Word, words};
+use super::lexer::{Word, words, words_into};
 use super::matches::{Match, Opt, module_knows};
 use super::model::{Chain, Counters, Policy, Rule, Ruleset, Table};
 use super::targets::Target;
@@ -432,6 +432,7 @@ impl Ruleset {
         let mut open: Option<Table> = None;
         let mut pending: Vec<String> = Vec::new(); // comments waiting for the next table
         let mut last_commit = false; // "# Completed" lines go to the previous table's footer
+        let mut buf: Vec<Word<'_>> = Vec::with_capacity(32);
         for (n, line) in text.lines().enumerate() {
             let lineno = n + 1;
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -503,7 +504,11 @@ impl Ruleset {
             }
             let (counters, rest) = split_rule_counters(line, lineno)?;
             let base = usize::from(counters.is_some());
-            let ws = lex(rest, lineno)?;
+            buf.clear();
+            words_into(rest, &mut buf).map_err(|e| {
+                line_error(lineno, None, "a closing double quote", &rest[e.offset..])
+            })?;
+            let ws = &buf[..];
             if ws.first().map(|w| w.raw) != Some("-A") {
                 return Err(line_error(
                     lineno,
@@ -513,18 +518,18 @@ impl Ruleset {
                 ));
             }
             let chain_name = ws.get(1).map(|w| w.raw).unwrap_or("");
-            if table.chain(chain_name).is_none() {
+            let Some(pos) = table.chain_position(chain_name) else {
                 return Err(line_error(
                     lineno,
                     Some(base + 2),
                     "a chain declared in this table",
                     chain_name,
                 ));
-            }
+            };
             let mut rule =
                 parse_rule_words(&ws[2..], family).map_err(|e| e.at_line(lineno, base + 2))?;
             rule.counters = counters;
-            if let Some(c) = table.chain_mut(chain_name) {
+            if let Some(c) = table.chain_at_mut(pos) {
                 c.rules.push(rule);
             }
         }
