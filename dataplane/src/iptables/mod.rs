@@ -9,6 +9,25 @@
 //! ```
 //! Typed matches and targets cover what kube-proxy and common node firewalls write; anything
 //! else is kept raw (`Match::Unknown`, `Target::Unknown`) and prints back unchanged.
+//!
+//! ```
+//! use dataplane::{Family, Packet};
+//! use dataplane::iptables::{NoEnv, RestoreMode, RestoreScript, Ruleset};
+//!
+//! let save = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SVC-X - [0:0]\n\
+//!             -A PREROUTING -d 198.19.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-X\nCOMMIT\n";
+//! let mut rs = Ruleset::parse(Family::V4, save).unwrap();
+//! assert_eq!(rs.to_save(), save);
+//!
+//! let pkt = Packet::tcp("198.18.64.2".parse().unwrap(), "198.19.0.10".parse().unwrap(), 80);
+//! let rule = &rs.chain("nat", "PREROUTING").unwrap().rules[0];
+//! assert!(rule.eval(&pkt, &NoEnv).matches);
+//!
+//! // The kernel refuses a jump to a chain that does not exist, and so does the merge.
+//! let bad = RestoreScript::parse(Family::V4, "*nat\n-A KUBE-SVC-X -j KUBE-SEP-Y\nCOMMIT\n").unwrap();
+//! let err = rs.apply_restore(&bad, RestoreMode { noflush: true }).unwrap_err();
+//! assert_eq!(err.to_string(), "line 2: rule jumps to chain \"KUBE-SEP-Y\", which does not exist in table nat");
+//! ```
 
 mod emit;
 pub mod eval;
