@@ -1,0 +1,1194 @@
+//! A lab: a named set of hosts in network namespaces, joined by veth links and bridged
+//! segments, with addresses from the plan; torn down on drop (also while unwinding).
+//!
+//! ```text
+//!   Lab::new("t") ── node("n1") ── pod(&n1, "a")      lab-<id>-n1  <-veth->  lab-<id>-a
+//!                 ── router("tor")                      lab-<id>-tor
+//!                 ── segment("rack", [&n1, &n2, &tor])  lab-<id>-sw-rack: br0 + one port each
+//!                 ── link(&client, &tor)                veth, ends created inside the namespaces
+//!   drop ──> stop processes (by PID) ──> ip netns del each ──> rm temp dir ──> rm state file
+//! ```
+//! Every namespace is written to the state file before it is created, so a crash at any point
+//! leaves something [`crate::sweep_stale`] can clean.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use sha2::{Digest, Sha256};
+
+use crate::error::{LabError, Result};
+use crate::host::{Host, HostKind, Iface, Peer};
+use crate::netns;
+use crate::plan::{self, PlanError};
+use crate::process::ProcEntry;
+use crate::state::{self, HostRecord, LabState};
+
+/// Overrides for a node, router or plain host. Unset fields are allocated from the plan.
+#[derive(Debug, Clone, Default)]
+pub struct HostOpts {
+    /// The role index (node k, router r, host h), which fixes the default addresses.
+    pub index: Option<u32>,
+    /// The IPv4 address (with prefix) on the node network.
+    pub addr4: Option<Ipv4Net>,
+    /// The IPv6 address (with prefix) on the node network.
+    pub addr6: Option<Ipv6Net>,
+    /// A node's IPv4 pod CIDR.
+    pub pod_cidr4: Option<Ipv4Net>,
+    /// A node's IPv6 pod CIDR.
+    pub pod_cidr6: Option<Ipv6Net>,
+}
+
+/// Overrides for a pod's addresses (default: the next free ones in its node's pod CIDRs).
+#[derive(Debug, Clone, Default)]
+pub struct PodOpts {
+    /// The pod's IPv4 address (configured as a /32).
+    pub addr4: Option<Ipv4Addr>,
+    /// The pod's IPv6 address (configured as a /128).
+    pub addr6: Option<Ipv6Addr>,
+}
+
+/// Overrides for one end of a link or a segment port.
+#[derive(Debug, Clone, Default)]
+pub struct IfaceOpts {
+    /// The interface name inside the host (default `eth<N>`, the next free number).
+    pub name: Option<String>,
+    /// The addresses to configure instead of the allocated ones (empty: none at all).
+    pub addrs: Option<Vec<IpNet>>,
+}
+
+/// Overrides for a point-to-point link.
+#[derive(Debug, Clone, Default)]
+pub struct LinkOpts {
+    /// The IPv4 subnet (default: the next 198.18.X.0/24); `a` gets .1, `b` gets .2.
+    pub subnet4: Option<Ipv4Net>,
+    /// The IPv6 subnet (default: 2001:db8:0:X::/64).
+    pub subnet6: Option<Ipv6Net>,
+    /// Overrides for the `a` end.
+    pub a: IfaceOpts,
+    /// Overrides for the `b` end.
+    pub b: IfaceOpts,
+}
+
+/// Overrides for a segment.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentOpts {
+    /// The IPv4 subnet (default: the node network for the first segment, then 198.18.X.0/24).
+    pub subnet4: Option<Ipv4Net>,
+    /// The IPv6 subnet.
+    pub subnet6: Option<Ipv6Net>,
+}
+
+/// The two ends of a point-to-point link.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The `a` host's end.
+    pub a: Iface,
+    /// The `b` host's end.
+    pub b: Iface,
+}
+
+/// A shared L2 segment: a bridge in its own switch namespace, one veth port per member.
+#[derive(Clone)]
+pub struct Segment {
+    sh: Arc<Shared>,
+    name: String,
+    subnet4: Ipv4Net,
+    subnet6: Ipv6Net,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("name", &self.name)
+            .field("subnet4", &self.subnet4)
+            .finish()
+    }
+}
+
+impl Segment {
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its IPv4 subnet.
+    pub fn subnet4(&self) -> Ipv4Net {
+        self.subnet4
+    }
+
+    /// Its IPv6 subnet.
+    pub fn subnet6(&self) -> Ipv6Net {
+        self.subnet6
+    }
+
+    /// The switch namespace holding the bridge `br0` (for `bridge fdb`, tcpdump on a port).
+    pub fn switch(&self) -> Result<Host> {
+        Shared::handle(&self.sh, &switch_name(&self.name)).ok_or_else(|| LabError::Unknown {
+            what: "segment",
+            name: self.name.clone(),
+            lab: self.sh.id.clone(),
+        })
+    }
+}
+
+pub(crate) struct HostRec {
+    pub(crate) name: String,
+    pub(crate) kind: HostKind,
+    pub(crate) netns: String,
+    pub(crate) index: u8,
+    pub(crate) ifaces: Vec<Iface>,
+    pub(crate) next_eth: u32,
+    /// Where this host sits on the node network, if it joins it.
+    pub(crate) node_net: Option<(Ipv4Net, Ipv6Net)>,
+    pub(crate) primary4: Option<Ipv4Addr>,
+    pub(crate) primary6: Option<Ipv6Addr>,
+    pub(crate) pod_cidrs: Option<(Ipv4Net, Ipv6Net)>,
+    pub(crate) next_pod: u8,
+    pub(crate) pods: Vec<String>,
+    pub(crate) node: Option<String>,
+}
+
+struct SegRec {
+    name: String,
+    subnet4: Ipv4Net,
+    subnet6: Ipv6Net,
+    node_net: bool,
+    members: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) hosts: Vec<HostRec>,
+    segments: Vec<SegRec>,
+    used_nodes: Vec<u8>,
+    used_routers: Vec<u8>,
+    used_hosts: Vec<u8>,
+    next_link: u8,
+    node_net_taken: bool,
+    pub(crate) netns: Vec<String>,
+    pub(crate) procs: BTreeMap<i32, ProcEntry>,
+    pub(crate) logs: Vec<(String, PathBuf)>,
+    pub(crate) kept: bool,
+    pub(crate) down: bool,
+}
+
+/// What the lab and its handles share.
+pub(crate) struct Shared {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    owner_pid: i32,
+    owner_start: u64,
+    pub(crate) st: Mutex<State>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn with_host<R>(&self, name: &str, f: impl FnOnce(&HostRec) -> R) -> Option<R> {
+        self.lock().hosts.iter().find(|h| h.name == name).map(f)
+    }
+
+    pub(crate) fn handle(sh: &Arc<Shared>, name: &str) -> Option<Host> {
+        sh.with_host(name, |h| Host {
+            sh: Arc::clone(sh),
+            name: h.name.clone(),
+            netns: h.netns.clone(),
+            kind: h.kind,
+        })
+    }
+
+    pub(crate) fn record_addr(&self, host: &str, iface: &str, net: IpNet) {
+        let mut st = self.lock();
+        if let Some(h) = st.hosts.iter_mut().find(|h| h.name == host) {
+            match h.ifaces.iter_mut().find(|i| i.name == iface) {
+                Some(i) => i.addrs.push(net),
+                None => h.ifaces.push(Iface {
+                    name: iface.to_string(),
+                    addrs: vec![net],
+                    peer: Peer::Loopback,
+                }),
+            }
+        }
+        drop(st);
+        let _ = self.save();
+    }
+
+    /// A snapshot for the state file.
+    pub(crate) fn snapshot(&self) -> LabState {
+        let st = self.lock();
+        LabState {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            owner_pid: self.owner_pid,
+            owner_start: self.owner_start,
+            kept: st.kept,
+            dir: self.dir.clone(),
+            netns: st.netns.clone(),
+            pids: st.procs.values().map(|p| p.record.clone()).collect(),
+            hosts: st
+                .hosts
+                .iter()
+                .map(|h| HostRecord {
+                    name: h.name.clone(),
+                    kind: h.kind,
+                    netns: h.netns.clone(),
+                    ifaces: h.ifaces.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn save(&self) -> Result<()> {
+        if self.lock().down {
+            return Ok(());
+        }
+        self.snapshot().write()
+    }
+}
+
+/// A lab: hosts in network namespaces named `lab-<id>-<host>`. Dropping it stops its
+/// processes, deletes its namespaces (with their veths and bridges), its temp dir and its
+/// state file, also while a test panics.
+pub struct Lab {
+    sh: Arc<Shared>,
+}
+
+/// The MAC of every node-side pod veth (Calico uses the same), the pods' gateway MAC.
+pub const POD_GATEWAY_MAC: &str = "ee:ee:ee:ee:ee:ee";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Lab {
+    /// A new empty lab with a unique short id, so labs of parallel tests never collide.
+    /// Sweeps stale labs of crashed runs first.
+    pub fn new(name: &str) -> Result<Lab> {
+        check_name("lab", name, 40)?;
+        for _ in 0..16 {
+            match Self::create(&fresh_id(), name) {
+                Err(LabError::Duplicate { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(LabError::Duplicate {
+            what: "lab",
+            name: name.into(),
+            lab: "(16 tries)".into(),
+        })
+    }
+
+    /// A new empty lab with a chosen id (`lab up --name ID`): namespaces are `lab-ID-<host>`.
+    pub fn named(id: &str) -> Result<Lab> {
+        check_name("lab", id, 20)?;
+        Self::create(id, id)
+    }
+
+    fn create(id: &str, name: &str) -> Result<Lab> {
+        crate::require_root()?;
+        state::ensure_dir()?;
+        // best effort: a failing sweep must not stop a test
+        let _ = state::sweep_stale();
+        let path = LabState::path(id);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(LabError::Duplicate {
+                    what: "lab",
+                    name: id.into(),
+                    lab: id.into(),
+                });
+            }
+            Err(e) => return Err(LabError::io("create", &path, e)),
+        }
+        let dir = state::lab_dir(id);
+        let owner_pid = std::process::id() as i32;
+        let sh = Arc::new(Shared {
+            id: id.to_string(),
+            name: name.to_string(),
+            dir: dir.clone(),
+            owner_pid,
+            owner_start: state::start_time(owner_pid).unwrap_or(0),
+            st: Mutex::new(State {
+                next_link: 1,
+                ..State::default()
+            }),
+        });
+        let lab = Lab { sh };
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(LabError::io("create", &dir, e));
+        }
+        lab.sh.save()?;
+        Ok(lab)
+    }
+
+    /// The lab's id (`3fa2c1`, or the name given to [`Lab::named`]).
+    pub fn id(&self) -> &str {
+        &self.sh.id
+    }
+
+    /// The lab's human name.
+    pub fn name(&self) -> &str {
+        &self.sh.name
+    }
+
+    /// The lab's temp dir (process logs).
+    pub fn dir(&self) -> &Path {
+        &self.sh.dir
+    }
+
+    /// The namespace a host called `host` has (or would have) in this lab.
+    pub fn netns_of(&self, host: &str) -> String {
+        format!("lab-{}-{host}", self.sh.id)
+    }
+
+    /// Every namespace created so far.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.sh.lock().netns.clone()
+    }
+
+    /// The host called `name`.
+    pub fn get(&self, name: &str) -> Result<Host> {
+        Shared::handle(&self.sh, name).ok_or_else(|| self.unknown("host", name))
+    }
+
+    /// Every host (switches excluded), in creation order.
+    pub fn hosts(&self) -> Vec<Host> {
+        let names: Vec<String> = self
+            .sh
+            .lock()
+            .hosts
+            .iter()
+            .filter(|h| h.kind != HostKind::Switch)
+            .map(|h| h.name.clone())
+            .collect();
+        names
+            .iter()
+            .filter_map(|n| Shared::handle(&self.sh, n))
+            .collect()
+    }
+
+    /// The segment called `name`.
+    pub fn segment_named(&self, name: &str) -> Result<Segment> {
+        let st = self.sh.lock();
+        let s = st
+            .segments
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| self.unknown("segment", name))?;
+        Ok(Segment {
+            sh: Arc::clone(&self.sh),
+            name: s.name.clone(),
+            subnet4: s.subnet4,
+            subnet6: s.subnet6,
+        })
+    }
+
+    /// What the state file says about this lab right now.
+    pub fn state(&self) -> LabState {
+        self.sh.snapshot()
+    }
+
+    fn unknown(&self, what: &'static str, name: &str) -> LabError {
+        LabError::Unknown {
+            what,
+            name: name.into(),
+            lab: self.sh.id.clone(),
+        }
+    }
+
+    // ---- hosts ----------------------------------------------------------------------------
+
+    /// A Kubernetes node: forwarding on, node index k from the plan (address 198.18.0.(10+k)
+    /// once it joins the node network, pod CIDR 198.18.(64+k).0/24 and 2001:db8:64:k::/64).
+    pub fn node(&self, name: &str) -> Result<Host> {
+        self.node_with(name, &HostOpts::default())
+    }
+
+    /// [`Lab::node`] with overrides.
+    pub fn node_with(&self, name: &str, opts: &HostOpts) -> Result<Host> {
+        self.role_host(name, HostKind::Node, opts)
+    }
+
+    /// A router (ToR): forwarding on, address 198.18.0.r on the node network.
+    pub fn router(&self, name: &str) -> Result<Host> {
+        self.router_with(name, &HostOpts::default())
+    }
+
+    /// [`Lab::router`] with overrides.
+    pub fn router_with(&self, name: &str, opts: &HostOpts) -> Result<Host> {
+        self.role_host(name, HostKind::Router, opts)
+    }
+
+    /// A plain host (client, external server): no forwarding, 198.18.0.(100+h) on the node
+    /// network.
+    pub fn host(&self, name: &str) -> Result<Host> {
+        self.host_with(name, &HostOpts::default())
+    }
+
+    /// [`Lab::host`] with overrides.
+    pub fn host_with(&self, name: &str, opts: &HostOpts) -> Result<Host> {
+        self.role_host(name, HostKind::Host, opts)
+    }
+
+    fn role_host(&self, name: &str, kind: HostKind, opts: &HostOpts) -> Result<Host> {
+        check_name("host", name, 32)?;
+        for net in [
+            opts.addr4.map(IpNet::V4),
+            opts.addr6.map(IpNet::V6),
+            opts.pod_cidr4.map(IpNet::V4),
+            opts.pod_cidr6.map(IpNet::V6),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            plan::check_net(&net)?;
+        }
+        let index = {
+            let mut st = self.sh.lock();
+            let (used, what, max) = match kind {
+                HostKind::Node => (&mut st.used_nodes, "node", plan::MAX_NODES),
+                HostKind::Router => (&mut st.used_routers, "router", plan::MAX_ROUTERS),
+                _ => (&mut st.used_hosts, "host", plan::MAX_HOSTS),
+            };
+            let index = match opts.index {
+                Some(i) => plan::check_index(what, i, max)?,
+                None => (1..=max)
+                    .find(|i| !used.contains(i))
+                    .ok_or(PlanError::Exhausted { what, max })?,
+            };
+            if used.contains(&index) {
+                return Err(LabError::Duplicate {
+                    what: "index of",
+                    name: format!("{what} {index}"),
+                    lab: self.sh.id.clone(),
+                });
+            }
+            used.push(index);
+            index
+        };
+        let (a4, a6) = match kind {
+            HostKind::Node => plan::node_addrs(index),
+            HostKind::Router => plan::router_addrs(index),
+            _ => plan::host_addrs(index),
+        };
+        let node_net = Some((opts.addr4.unwrap_or(a4), opts.addr6.unwrap_or(a6)));
+        let pod_cidrs = (kind == HostKind::Node).then(|| {
+            let (c4, c6) = plan::pod_cidrs(index);
+            (opts.pod_cidr4.unwrap_or(c4), opts.pod_cidr6.unwrap_or(c6))
+        });
+        let rec = self.new_rec(name, kind, index, node_net, pod_cidrs);
+        let forward = matches!(kind, HostKind::Node | HostKind::Router);
+        self.make_ns(rec, forward)
+    }
+
+    fn new_rec(
+        &self,
+        name: &str,
+        kind: HostKind,
+        index: u8,
+        node_net: Option<(Ipv4Net, Ipv6Net)>,
+        pod_cidrs: Option<(Ipv4Net, Ipv6Net)>,
+    ) -> HostRec {
+        HostRec {
+            name: name.to_string(),
+            kind,
+            netns: self.netns_of(name),
+            index,
+            ifaces: Vec::new(),
+            next_eth: 0,
+            node_net,
+            primary4: None,
+            primary6: None,
+            pod_cidrs,
+            next_pod: 0,
+            pods: Vec::new(),
+            node: None,
+        }
+    }
+
+    /// Records the namespace, writes the state file, then creates and prepares it.
+    fn make_ns(&self, rec: HostRec, forward: bool) -> Result<Host> {
+        let ns = rec.netns.clone();
+        let name = rec.name.clone();
+        let kind = rec.kind;
+        {
+            let mut st = self.sh.lock();
+            if st.hosts.iter().any(|h| h.name == rec.name) {
+                return Err(LabError::Duplicate {
+                    what: "host",
+                    name: rec.name,
+                    lab: self.sh.id.clone(),
+                });
+            }
+            st.netns.push(ns.clone());
+            st.hosts.push(rec);
+        }
+        self.sh.save()?;
+        netns::add(&ns)?;
+        let f = if forward { "1" } else { "0" };
+        let mut kv = vec![
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_forward", f),
+            ("net.ipv6.conf.all.forwarding", f),
+        ];
+        if kind == HostKind::Switch {
+            kv.push(("net.ipv6.conf.default.disable_ipv6", "1"));
+        }
+        let kv: Vec<(String, String)> = kv
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        netns::sysctls(&ns, &kv)?;
+        netns::ip(&ns, &["link", "set", "lo", "up"])?;
+        Ok(Host {
+            sh: Arc::clone(&self.sh),
+            name,
+            netns: ns,
+            kind,
+        })
+    }
+
+    /// A pod on `node`, Calico style: a namespace with `eth0` (a /32 and a /128 from the node's
+    /// pod CIDRs, default routes via 169.254.1.1 and fe80::1), the node-side veth `cali<hash>`
+    /// with proxy_arp and fe80::1, and the node's /32 and /128 routes to the pod over it.
+    pub fn pod(&self, node: &Host, name: &str) -> Result<Host> {
+        self.pod_with(node, name, &PodOpts::default())
+    }
+
+    /// [`Lab::pod`] with fixed addresses.
+    pub fn pod_with(&self, node: &Host, name: &str, opts: &PodOpts) -> Result<Host> {
+        check_name("host", name, 32)?;
+        if node.kind() != HostKind::Node {
+            return Err(LabError::WrongKind {
+                host: node.name().into(),
+                kind: node.kind().as_str(),
+                why: "pods live on nodes",
+            });
+        }
+        let (k, j, cidrs) = {
+            let mut st = self.sh.lock();
+            let n = st
+                .hosts
+                .iter_mut()
+                .find(|h| h.name == node.name())
+                .ok_or_else(|| self.unknown("host", node.name()))?;
+            let j = n.next_pod;
+            n.next_pod = n.next_pod.saturating_add(1);
+            (n.index, j, n.pod_cidrs)
+        };
+        let (c4, c6) = cidrs.ok_or(LabError::WrongKind {
+            host: node.name().into(),
+            kind: "node",
+            why: "it has no pod CIDR",
+        })?;
+        let (d4, d6) = plan::pod_addrs(k, j)?;
+        // with an overridden pod CIDR, the j-th address of that CIDR
+        let a4 = opts.addr4.unwrap_or_else(|| {
+            if c4.contains(&d4.addr()) {
+                d4.addr()
+            } else {
+                Ipv4Addr::from(u32::from(c4.network()) + u32::from(j) + 2)
+            }
+        });
+        let a6 = opts.addr6.unwrap_or_else(|| {
+            if c6.contains(&d6.addr()) {
+                d6.addr()
+            } else {
+                Ipv6Addr::from(u128::from(c6.network()) + u128::from(j) + 2)
+            }
+        });
+        let p4 = Ipv4Net::new(a4, 32).map_err(|_| PlanError::OutsidePlan {
+            addr: a4.to_string(),
+        })?;
+        let p6 = Ipv6Net::new(a6, 128).map_err(|_| PlanError::OutsidePlan {
+            addr: a6.to_string(),
+        })?;
+        plan::check_net(&IpNet::V4(p4))?;
+        plan::check_net(&IpNet::V6(p6))?;
+
+        let mut rec = self.new_rec(name, HostKind::Pod, 0, None, None);
+        rec.node = Some(node.name().to_string());
+        rec.primary4 = Some(a4);
+        rec.primary6 = Some(a6);
+        let pod = self.make_ns(rec, false)?;
+        {
+            let mut st = self.sh.lock();
+            if let Some(n) = st.hosts.iter_mut().find(|h| h.name == node.name()) {
+                n.pods.push(name.to_string());
+            }
+        }
+        let cali = cali_name(name);
+        let gw6 = IpNet::V6(Ipv6Net::new_assert(plan::POD_GATEWAY6, 64));
+        netns::ip(
+            node.netns(),
+            &[
+                "link",
+                "add",
+                &cali,
+                "address",
+                POD_GATEWAY_MAC,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                pod.netns(),
+            ],
+        )?;
+        self.push_iface(
+            node.name(),
+            Iface {
+                name: cali.clone(),
+                addrs: vec![gw6],
+                peer: Peer::Host {
+                    host: name.into(),
+                    iface: "eth0".into(),
+                },
+            },
+        );
+        self.push_iface(
+            name,
+            Iface {
+                name: "eth0".into(),
+                addrs: vec![IpNet::V4(p4), IpNet::V6(p6)],
+                peer: Peer::Host {
+                    host: node.name().into(),
+                    iface: cali.clone(),
+                },
+            },
+        );
+        self.sh.save()?;
+        netns::sysctls(
+            node.netns(),
+            &[
+                (format!("net.ipv4.conf.{cali}.proxy_arp"), "1".into()),
+                (format!("net.ipv4.neigh.{cali}.proxy_delay"), "0".into()),
+            ],
+        )?;
+        netns::ip_batch(
+            node.netns(),
+            &[
+                format!("link set {cali} up"),
+                format!("addr add {gw6} dev {cali} nodad"),
+                format!("route add {p4} dev {cali} scope link"),
+                format!("route add {p6} dev {cali}"),
+            ],
+        )?;
+        netns::ip_batch(
+            pod.netns(),
+            &[
+                format!("addr add {p4} dev eth0"),
+                format!("addr add {p6} dev eth0 nodad"),
+                "link set eth0 up".to_string(),
+                // the gateway's MAC is the node side's fixed one: no dependence on proxy ARP,
+                // which only answers when the node has a route to 169.254.1.1 itself
+                format!(
+                    "neigh replace {} lladdr {POD_GATEWAY_MAC} dev eth0 nud permanent",
+                    plan::POD_GATEWAY4
+                ),
+                format!("route add {} dev eth0 scope link", plan::POD_GATEWAY4),
+                format!("route add default via {} dev eth0", plan::POD_GATEWAY4),
+                format!("route add ::/0 via {} dev eth0", plan::POD_GATEWAY6),
+            ],
+        )?;
+        Ok(pod)
+    }
+
+    fn push_iface(&self, host: &str, iface: Iface) {
+        let mut st = self.sh.lock();
+        if let Some(h) = st.hosts.iter_mut().find(|h| h.name == host) {
+            h.ifaces.push(iface);
+        }
+    }
+
+    fn next_eth(&self, host: &str) -> String {
+        let mut st = self.sh.lock();
+        match st.hosts.iter_mut().find(|h| h.name == host) {
+            Some(h) => loop {
+                let name = format!("eth{}", h.next_eth);
+                h.next_eth += 1;
+                if !h.ifaces.iter().any(|i| i.name == name) {
+                    break name;
+                }
+            },
+            None => "eth0".into(),
+        }
+    }
+
+    fn next_link_subnets(&self) -> Result<(Ipv4Net, Ipv6Net)> {
+        let mut st = self.sh.lock();
+        let x = st.next_link;
+        if x > plan::MAX_LINKS {
+            return Err(PlanError::Exhausted {
+                what: "link subnet",
+                max: plan::MAX_LINKS,
+            }
+            .into());
+        }
+        st.next_link += 1;
+        Ok(plan::link_subnets(x))
+    }
+
+    // ---- links and segments ---------------------------------------------------------------
+
+    /// A point-to-point veth between `a` and `b` (`eth<N>` on each side), on the next link
+    /// subnet: `a` gets .1, `b` gets .2 (and `::1`, `::2`).
+    pub fn link(&self, a: &Host, b: &Host) -> Result<Link> {
+        self.link_with(a, b, &LinkOpts::default())
+    }
+
+    /// [`Lab::link`] with a chosen subnet, interface names or addresses.
+    pub fn link_with(&self, a: &Host, b: &Host, opts: &LinkOpts) -> Result<Link> {
+        if a.name() == b.name() {
+            return Err(LabError::WrongKind {
+                host: a.name().into(),
+                kind: a.kind().as_str(),
+                why: "a link needs two different hosts",
+            });
+        }
+        let (s4, s6) = match (opts.subnet4, opts.subnet6) {
+            (Some(s4), Some(s6)) => (s4, s6),
+            (s4, s6) => {
+                let (d4, d6) = self.next_link_subnets()?;
+                (s4.unwrap_or(d4), s6.unwrap_or(d6))
+            }
+        };
+        plan::check_net(&IpNet::V4(s4))?;
+        plan::check_net(&IpNet::V6(s6))?;
+        let a_addrs = ends_addrs(&opts.a, s4, s6, 1)?;
+        let b_addrs = ends_addrs(&opts.b, s4, s6, 2)?;
+        let an = self.iface_name(a, &opts.a)?;
+        let bn = self.iface_name(b, &opts.b)?;
+        netns::ip(
+            a.netns(),
+            &[
+                "link",
+                "add",
+                &an,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &bn,
+                "netns",
+                b.netns(),
+            ],
+        )?;
+        let ai = Iface {
+            name: an.clone(),
+            addrs: a_addrs,
+            peer: Peer::Host {
+                host: b.name().into(),
+                iface: bn.clone(),
+            },
+        };
+        let bi = Iface {
+            name: bn.clone(),
+            addrs: b_addrs,
+            peer: Peer::Host {
+                host: a.name().into(),
+                iface: an.clone(),
+            },
+        };
+        self.push_iface(a.name(), ai.clone());
+        self.push_iface(b.name(), bi.clone());
+        self.sh.save()?;
+        configure(a.netns(), &ai)?;
+        configure(b.netns(), &bi)?;
+        Ok(Link { a: ai, b: bi })
+    }
+
+    fn iface_name(&self, h: &Host, o: &IfaceOpts) -> Result<String> {
+        match &o.name {
+            Some(n) => {
+                check_ifname(n)?;
+                if h.ifaces().iter().any(|i| i.name == *n) {
+                    return Err(LabError::Duplicate {
+                        what: "interface",
+                        name: format!("{n} on {}", h.name()),
+                        lab: self.sh.id.clone(),
+                    });
+                }
+                Ok(n.clone())
+            }
+            None => Ok(self.next_eth(h.name())),
+        }
+    }
+
+    /// A shared segment (a bridge in namespace `lab-<id>-sw-<name>`) with `members` attached.
+    /// The first segment of a lab is the node network 198.18.0.0/24 (nodes, routers and hosts
+    /// get their role addresses there); later ones get the next 198.18.X.0/24.
+    pub fn segment(&self, name: &str, members: &[&Host]) -> Result<Segment> {
+        self.segment_with(name, members, &SegmentOpts::default())
+    }
+
+    /// [`Lab::segment`] with a chosen subnet.
+    pub fn segment_with(
+        &self,
+        name: &str,
+        members: &[&Host],
+        opts: &SegmentOpts,
+    ) -> Result<Segment> {
+        check_name("segment", name, 28)?;
+        if self.sh.lock().segments.iter().any(|s| s.name == name) {
+            return Err(LabError::Duplicate {
+                what: "segment",
+                name: name.into(),
+                lab: self.sh.id.clone(),
+            });
+        }
+        let (s4, s6, node_net) = match (opts.subnet4, opts.subnet6) {
+            (None, None) if !self.sh.lock().node_net_taken => {
+                (plan::NODE_NET4, plan::NODE_NET6, true)
+            }
+            (s4, s6) => {
+                let node_net = s4 == Some(plan::NODE_NET4);
+                let (d4, d6) = if node_net {
+                    (plan::NODE_NET4, plan::NODE_NET6)
+                } else {
+                    self.next_link_subnets()?
+                };
+                (s4.unwrap_or(d4), s6.unwrap_or(d6), node_net)
+            }
+        };
+        plan::check_net(&IpNet::V4(s4))?;
+        plan::check_net(&IpNet::V6(s6))?;
+        let sw = self.new_rec(&switch_name(name), HostKind::Switch, 0, None, None);
+        {
+            let mut st = self.sh.lock();
+            st.node_net_taken |= node_net;
+            st.segments.push(SegRec {
+                name: name.into(),
+                subnet4: s4,
+                subnet6: s6,
+                node_net,
+                members: 0,
+            });
+        }
+        let sw = self.make_ns(sw, false)?;
+        netns::ip_batch(
+            sw.netns(),
+            &[
+                "link add br0 type bridge mcast_snooping 0".into(),
+                "link set br0 up".into(),
+            ],
+        )?;
+        let seg = Segment {
+            sh: Arc::clone(&self.sh),
+            name: name.into(),
+            subnet4: s4,
+            subnet6: s6,
+        };
+        for m in members {
+            self.attach(&seg, m)?;
+        }
+        Ok(seg)
+    }
+
+    /// Attaches `host` to `seg` with a new `eth<N>` and its address on the segment.
+    pub fn attach(&self, seg: &Segment, host: &Host) -> Result<Iface> {
+        self.attach_with(seg, host, &IfaceOpts::default())
+    }
+
+    /// [`Lab::attach`] with a chosen interface name or addresses.
+    pub fn attach_with(&self, seg: &Segment, host: &Host, opts: &IfaceOpts) -> Result<Iface> {
+        if matches!(host.kind(), HostKind::Pod | HostKind::Switch) {
+            return Err(LabError::WrongKind {
+                host: host.name().into(),
+                kind: host.kind().as_str(),
+                why: "it cannot join a segment",
+            });
+        }
+        if host.iface_on(seg).is_ok() {
+            return Err(LabError::Duplicate {
+                what: "member",
+                name: format!("{} of segment {}", host.name(), seg.name()),
+                lab: self.sh.id.clone(),
+            });
+        }
+        let (node_net, nth) = {
+            let mut st = self.sh.lock();
+            let s = st
+                .segments
+                .iter_mut()
+                .find(|s| s.name == seg.name)
+                .ok_or_else(|| self.unknown("segment", &seg.name))?;
+            s.members += 1;
+            (s.node_net, s.members)
+        };
+        let addrs = match &opts.addrs {
+            Some(a) => {
+                for n in a {
+                    plan::check_net(n)?;
+                }
+                a.clone()
+            }
+            None if node_net => {
+                let (a4, a6) = self
+                    .sh
+                    .with_host(host.name(), |h| h.node_net)
+                    .flatten()
+                    .ok_or_else(|| self.unknown("host", host.name()))?;
+                vec![IpNet::V4(a4), IpNet::V6(a6)]
+            }
+            None => {
+                let (a4, a6) = plan::nth_addrs(seg.subnet4, seg.subnet6, nth)?;
+                vec![IpNet::V4(a4), IpNet::V6(a6)]
+            }
+        };
+        let ifname = self.iface_name(host, opts)?;
+        let port = if host.name().len() <= 15 {
+            host.name().to_string()
+        } else {
+            format!("port{nth}")
+        };
+        let sw_ns = format!("lab-{}-{}", self.sh.id, switch_name(&seg.name));
+        netns::ip(
+            &sw_ns,
+            &[
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ifname,
+                "netns",
+                host.netns(),
+            ],
+        )?;
+        let iface = Iface {
+            name: ifname,
+            addrs,
+            peer: Peer::Segment {
+                segment: seg.name.clone(),
+                port: port.clone(),
+            },
+        };
+        self.push_iface(host.name(), iface.clone());
+        if node_net {
+            let mut st = self.sh.lock();
+            if let Some(h) = st.hosts.iter_mut().find(|h| h.name == host.name()) {
+                h.primary4 = h.primary4.or(iface.ipv4());
+                h.primary6 = h.primary6.or(iface.ipv6());
+            }
+        }
+        self.sh.save()?;
+        netns::ip_batch(
+            &sw_ns,
+            &[
+                format!("link set {port} master br0"),
+                format!("link set {port} up"),
+            ],
+        )?;
+        configure(host.netns(), &iface)?;
+        Ok(iface)
+    }
+
+    // ---- lifetime -------------------------------------------------------------------------
+
+    /// Leaves the lab up after this value is gone (`lab up`): marks it kept in its state file
+    /// and lets its processes run. `lab down` (or [`crate::down`]) removes it later.
+    pub fn keep(self) -> Result<LabState> {
+        self.sh.lock().kept = true;
+        // the records of the processes stay in the file, for `lab down`
+        let snap = self.sh.snapshot();
+        snap.write()?;
+        let mut st = self.sh.lock();
+        st.down = true;
+        // let the children run on: drop their handles without signalling them
+        drop(std::mem::take(&mut st.procs));
+        Ok(snap)
+    }
+
+    /// Tears the lab down now (what drop does).
+    pub fn down(self) {
+        self.teardown();
+    }
+
+    fn teardown(&self) {
+        let (procs, nss, logs) = {
+            let mut st = self.sh.lock();
+            if st.down {
+                return;
+            }
+            st.down = true;
+            let procs: Vec<ProcEntry> = std::mem::take(&mut st.procs).into_values().collect();
+            (procs, st.netns.clone(), st.logs.clone())
+        };
+        if std::thread::panicking() {
+            crate::process::print_logs(&self.sh.id, &logs);
+        }
+        crate::process::terminate(procs);
+        for ns in &nss {
+            state::kill_all_in(ns);
+        }
+        for ns in &nss {
+            if let Err(e) = netns::delete(ns) {
+                eprintln!("lab {}: {e}", self.sh.id);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.sh.dir);
+        let _ = std::fs::remove_file(LabState::path(&self.sh.id));
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("id", &self.sh.id)
+            .field("name", &self.sh.name)
+            .finish()
+    }
+}
+
+/// Adds an interface's addresses and brings it up.
+fn configure(ns: &str, iface: &Iface) -> Result<()> {
+    let mut lines: Vec<String> = iface
+        .addrs
+        .iter()
+        .map(|a| match a {
+            IpNet::V4(_) => format!("addr add {a} dev {}", iface.name),
+            IpNet::V6(_) => format!("addr add {a} dev {} nodad", iface.name),
+        })
+        .collect();
+    lines.push(format!("link set {} up", iface.name));
+    netns::ip_batch(ns, &lines)
+}
+
+fn ends_addrs(o: &IfaceOpts, s4: Ipv4Net, s6: Ipv6Net, i: u32) -> Result<Vec<IpNet>> {
+    match &o.addrs {
+        Some(a) => {
+            for n in a {
+                plan::check_net(n)?;
+            }
+            Ok(a.clone())
+        }
+        None => {
+            let (a4, a6) = plan::nth_addrs(s4, s6, i)?;
+            Ok(vec![IpNet::V4(a4), IpNet::V6(a6)])
+        }
+    }
+}
+
+/// `sw-<segment>`: the switch host of a segment.
+pub(crate) fn switch_name(segment: &str) -> String {
+    format!("sw-{segment}")
+}
+
+/// The node-side veth of a pod: `cali` and 11 hex digits of SHA-256(pod name), as Calico
+/// names its host-side interfaces.
+pub fn cali_name(pod: &str) -> String {
+    let h = Sha256::digest(pod.as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cali{}", &hex[..11])
+}
+
+fn fresh_id() -> String {
+    let mut h = Sha256::new();
+    h.update(std::process::id().to_le_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(format!("{:?}", std::thread::current().id()).as_bytes());
+    let d = h.finalize();
+    d.iter().take(3).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Names: lowercase letters, digits and `-`, starting with a letter or digit.
+pub(crate) fn check_name(what: &'static str, name: &str, max: usize) -> Result<()> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let why = if name.is_empty() || name.len() > max {
+        Some("expected 1 to 32 characters (a lab id at most 20)")
+    } else if !ok_chars {
+        Some("expected lowercase letters, digits and `-`")
+    } else if name.starts_with('-') || name.ends_with('-') {
+        Some("must not start or end with `-`")
+    } else if what == "host" && name.starts_with("sw-") {
+        Some("`sw-` is kept for segment switches")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(LabError::BadName {
+            what,
+            name: name.into(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_ifname(n: &str) -> Result<()> {
+    let ok = !n.is_empty()
+        && n.len() <= 15
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(LabError::BadName {
+            what: "interface",
+            name: n.into(),
+            why: "expected 1 to 15 of [A-Za-z0-9-_.]",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("host", "node-1", 32).is_ok());
+        assert!(check_name("host", "Node1", 32).is_err());
+        assert!(check_name("host", "-x", 32).is_err());
+        assert!(check_name("host", "sw-rack", 32).is_err());
+        assert!(check_name("host", "a/b", 32).is_err());
+        assert!(check_name("host", "", 32).is_err());
+        assert!(check_ifname("eth0").is_ok());
+        assert!(check_ifname("a-very-long-interface").is_err());
+    }
+
+    #[test]
+    fn cali_names_are_calico_shaped_and_stable() {
+        let n = cali_name("web-1");
+        assert_eq!(n.len(), 15);
+        assert!(n.starts_with("cali"));
+        assert_eq!(n, cali_name("web-1"));
+        assert_ne!(n, cali_name("web-2"));
+    }
+
+    #[test]
+    fn ids_are_short_and_distinct() {
+        let a = fresh_id();
+        let b = fresh_id();
+        assert_eq!(a.len(), 6);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,3 @@
+//! The `lab` command (placeholder until the CLI lands).
+
+fn main() {}
