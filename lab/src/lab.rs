@@ -540,6 +540,9 @@ impl Lab {
             ("net.ipv6.conf.all.accept_dad", "0"),
             ("net.ipv6.conf.default.accept_dad", "0"),
             ("net.ipv4.ping_group_range", "0 2147483647"),
+            // every ICMP error a test provokes must come back, however fast tests run
+            ("net.ipv4.icmp_ratelimit", "0"),
+            ("net.ipv6.icmp.ratelimit", "0"),
             ("net.ipv4.ip_forward", f),
             ("net.ipv6.conf.all.forwarding", f),
         ];

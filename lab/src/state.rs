@@ -230,7 +230,7 @@ pub(crate) fn teardown(st: &LabState) {
     }
     wait_gone(&live, Duration::from_millis(500));
     for pid in &live {
-        if start_time(*pid).is_some() {
+        if pid_alive(*pid) {
             let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
         }
     }
@@ -269,6 +269,11 @@ fn wait_gone(pids: &[i32], max: Duration) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether `pid` is a running process (neither gone nor a zombie waiting to be reaped).
+pub fn pid_alive(pid: i32) -> bool {
+    start_time(pid).is_some() && !is_zombie(pid)
 }
 
 fn is_zombie(pid: i32) -> bool {
