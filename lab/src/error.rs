@@ -90,6 +90,12 @@ pub enum LabError {
         /// The lab's id.
         lab: String,
     },
+    /// No lab with that id is up.
+    #[error("no lab `{id}` is up (see `lab list`)")]
+    NoLab {
+        /// The id asked for.
+        id: String,
+    },
     /// The host cannot play that part (a pod's node must be a node, a pod joins no segment).
     #[error("{host} is a {kind}: {why}")]
     WrongKind {

@@ -105,11 +105,7 @@ impl LabState {
     pub fn load(id: &str) -> Result<LabState> {
         let path = Self::path(id);
         if !path.exists() {
-            return Err(LabError::Unknown {
-                what: "lab",
-                name: id.to_string(),
-                lab: id.into(),
-            });
+            return Err(LabError::NoLab { id: id.to_string() });
         }
         Self::read(&path)
     }

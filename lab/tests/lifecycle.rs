@@ -162,7 +162,7 @@ fn a_kept_lab_stays_until_down() {
     assert!(lab::wait_until(T, || !lab::state::pid_alive(pid)));
     assert!(matches!(
         lab::down(&st.id, false),
-        Err(LabError::Unknown { .. })
+        Err(LabError::NoLab { .. })
     ));
 }
 
