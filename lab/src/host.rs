@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::echo::{EchoServer, EchoSpec};
 use crate::error::{LabError, Result};
-use crate::lab::{Segment, Shared};
+use crate::lab::Shared;
+use crate::link::Segment;
 use crate::netns;
 use crate::plan;
 use crate::process::{Process, SpawnOpts};

@@ -28,7 +28,8 @@ use marked_yaml::{LoadError, Node, Span};
 
 use crate::error::{LabError, Result};
 use crate::host::HostKind;
-use crate::lab::{HostOpts, Lab, LinkOpts, SegmentOpts};
+use crate::lab::{HostOpts, Lab};
+use crate::link::{LinkOpts, SegmentOpts};
 use crate::{netns, plan};
 
 /// A topology file error: where, which key, what was expected.
