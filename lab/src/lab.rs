@@ -228,11 +228,11 @@ impl Lab {
                 ..State::default()
             }),
         });
+        // from here on, dropping `lab` removes the state file again
         let lab = Lab { sh };
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return Err(LabError::io("create", &dir, e));
-        }
+        // the reserved file is empty: fill it at once so no reader sees it empty for long
         lab.sh.save()?;
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("create", &dir, e))?;
         Ok(lab)
     }
 
