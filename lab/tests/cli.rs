@@ -29,18 +29,18 @@ fn live_netns() -> String {
     .into_owned()
 }
 
-fn topology_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lab-cli-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.yaml"));
+/// A topology file in a temp dir removed when the returned guard drops.
+fn topology_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
-    path
+    (dir, path)
 }
 
 #[test]
 fn up_list_exec_down() {
     lab::require_root().unwrap();
-    let topo = topology_file(
+    let (_dir, topo) = topology_file(
         "cli",
         "nodes:\n  - {name: node1, pods: 1}\nrouters:\n  - name: tor\nsegments:\n  - {name: rack, members: [node1, tor]}\n",
     );
@@ -104,7 +104,7 @@ fn usage_and_topology_errors() {
     assert_eq!(lab(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(lab(&["exec"]).status.code(), Some(2));
     assert_eq!(lab(&["up"]).status.code(), Some(2));
-    let bad = topology_file("bad", "nodes:\n  - name: node1\n    pods: lots\n");
+    let (_dir, bad) = topology_file("bad", "nodes:\n  - name: node1\n    pods: lots\n");
     let out = lab(&["up", "--topology", bad.to_str().unwrap(), "--name", "never"]);
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
@@ -119,7 +119,7 @@ fn usage_and_topology_errors() {
 fn ctrl_c_during_up_removes_what_was_built() {
     lab::require_root().unwrap();
     let pods: Vec<String> = (1..=40).map(|i| format!("p{i}")).collect();
-    let topo = topology_file(
+    let (_dir, topo) = topology_file(
         "big",
         &format!("nodes:\n  - name: node1\n    pods: [{}]\n", pods.join(", ")),
     );

@@ -164,3 +164,68 @@ fn echo_server_names_the_host_that_answered() {
     .unwrap();
     assert_eq!(g.client.port(), 40002);
 }
+
+#[test]
+fn second_segments_late_members_and_overrides() {
+    lab::require_root().unwrap();
+    let lab = Lab::new("wiring").unwrap();
+    let r1 = lab.router("r1").unwrap();
+    let r2 = lab.router("r2").unwrap();
+    let h = lab.host("h1").unwrap();
+    // a link first: it takes link subnet 1, not the node network
+    let l = lab
+        .link_with(
+            &r1,
+            &r2,
+            &lab::LinkOpts {
+                subnet4: Some("198.18.40.0/30".parse().unwrap()),
+                a: lab::IfaceOpts {
+                    name: Some("uplink".into()),
+                    addrs: None,
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(l.a.name, "uplink");
+    assert_eq!(l.a.net4().unwrap().to_string(), "198.18.40.1/30");
+    assert_eq!(l.b.net4().unwrap().to_string(), "198.18.40.2/30");
+    assert_eq!(l.b.name, "eth0");
+    // the first segment is the node network, the second a link subnet
+    let lan = lab.segment("lan", &[&r1]).unwrap();
+    let dmz = lab.segment("dmz", &[&r2]).unwrap();
+    assert_eq!(lan.subnet4().to_string(), "198.18.0.0/24");
+    assert_eq!(dmz.subnet4().to_string(), "198.18.2.0/24");
+    assert_eq!(
+        r2.iface_on(&dmz).unwrap().ipv4().unwrap().to_string(),
+        "198.18.2.1"
+    );
+    // a member attached later gets the next address and a working port
+    let iface = lab.attach(&dmz, &h).unwrap();
+    assert_eq!(iface.ipv4().unwrap().to_string(), "198.18.2.2");
+    assert_eq!(iface.ipv6().unwrap().to_string(), "2001:db8:0:2::2");
+    h.ping(r2.iface_on(&dmz).unwrap().ipv4().unwrap(), T)
+        .unwrap();
+    h.ping(r2.iface_on(&dmz).unwrap().ipv6().unwrap(), T)
+        .unwrap();
+    let ports = dmz
+        .switch()
+        .unwrap()
+        .ip(&["-br", "link", "show", "master", "br0"])
+        .unwrap();
+    assert!(ports.contains("r2@") && ports.contains("h1@"), "{ports}");
+    // explicit addresses, and errors for what cannot be
+    let extra = lab
+        .attach_with(
+            &lan,
+            &h,
+            &lab::IfaceOpts {
+                name: None,
+                addrs: Some(vec!["198.18.0.200/24".parse().unwrap()]),
+            },
+        )
+        .unwrap();
+    assert_eq!(extra.addrs.len(), 1);
+    assert!(lab.attach(&lan, &h).is_err(), "already a member");
+    assert!(lab.link(&h, &h).is_err());
+}
