@@ -17,5 +17,6 @@
 pub mod ipset;
 pub mod iptables;
 pub mod packet;
+pub mod route;
 
 pub use packet::{CtState, Family, Packet, Protocol};
