@@ -17,9 +17,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::flow::Flow;
-use super::lookup::{Cause, Key, Outcome, RuleStep, RulesResult};
+use super::lookup::{Cause, Outcome, RuleStep};
 use super::names::{RouteType, TableId};
 use super::routes::Route;
+use super::rpdb::{Key, RulesResult};
 use super::state::RouteState;
 use crate::packet::Family;
 
@@ -145,8 +146,9 @@ pub enum RpVerdict {
         /// Why.
         reason: String,
     },
-    /// The reverse-path test failed (`EXDEV`, "Invalid cross-device link"; drop reason
-    /// `IP_RPFILTER`).
+    /// The reverse-path test failed (drop reason `IP_RPFILTER`; `EXDEV` "Invalid cross-device
+    /// link" in the kernel, which `ip route get` reports as `EINVAL` since Linux 6.13 turned
+    /// input route errors into drop reasons).
     Fail {
         /// Why.
         reason: String,
@@ -245,12 +247,20 @@ impl RouteState {
             .any(|a| a.local == addr)
     }
 
-    /// The reverse-path check of a packet from `src` to `dst` arriving on `iif`
+    /// The reverse-path check of a received packet (`flow` with `src` and `iif`)
     /// (`fib_validate_source` / `__fib_validate_source`), for rp_filter mode `mode`.
     ///
-    /// `mark` is the packet's mark, used only when `src_valid_mark` is set. The reverse lookup
-    /// swaps the addresses and ports and is made as if sent from `lo`.
-    pub fn reverse_path(&self, flow: &Flow, mode: RpFilter, src_valid_mark: bool) -> RpCheck {
+    /// `out_dev` is the output device of the forward route (`FIB_RES_OIF`) for a forwarded
+    /// packet, `None` for local delivery: the reverse lookup (addresses and ports swapped)
+    /// is made as if the packet arrived on it (on `lo` when `None`), which matters for `iif`
+    /// rules. The packet's mark takes part only when `src_valid_mark` is set.
+    pub fn reverse_path(
+        &self,
+        flow: &Flow,
+        out_dev: Option<&str>,
+        mode: RpFilter,
+        src_valid_mark: bool,
+    ) -> RpCheck {
         let iif = flow.iif.as_deref().unwrap_or("lo");
         let Some(src) = flow.src else {
             return RpCheck {
@@ -279,7 +289,7 @@ impl RouteState {
             family: flow.family,
             dst: src,
             src: Some(flow.dst),
-            iif: None,
+            iif: out_dev.map(str::to_string),
             oif: None,
             mark: if src_valid_mark { flow.mark } else { 0 },
             proto: flow.proto,

@@ -17,9 +17,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::lookup::{Key, TableLookup, TableResult};
+use super::lookup::{TableLookup, TableResult};
 use super::names::{NhFlag, RouteType, Scope, TableId};
 use super::routes::{Gateway, Nexthop, Route};
+use super::rpdb::Key;
 use super::state::RouteState;
 use crate::packet::Family;
 

@@ -215,7 +215,8 @@ impl RouteState {
     /// and addresses already exist.
     ///
     /// Routes with `proto kernel` are left out (the kernel adds them for addresses and links);
-    /// routes without a gateway come first so that gateways resolve. Rules equal to a default
+    /// routes without a gateway come first so that gateways resolve; a route sharing table,
+    /// prefix, TOS and metric with an earlier one is `route append`ed. Rules equal to a default
     /// rule (`0 local`, `32766 main`, `32767 default`) are left out, and a default rule the
     /// state lacks is deleted.
     pub fn to_ip_batch(&self) -> IpBatch {
@@ -241,11 +242,23 @@ impl RouteState {
                 .filter(|r| r.family == family && r.protocol != Some(RouteProtocol::KERNEL))
                 .collect();
             let has_gateway = |r: &Route| r.nexthops.iter().any(|n| n.gateway.is_some());
-            for route in routes.iter().filter(|r| !has_gateway(r)) {
-                out.push_str(&format!("route add {}\n", route.add_args()));
-            }
-            for route in routes.iter().filter(|r| has_gateway(r)) {
-                out.push_str(&format!("route add {}\n", route.add_args()));
+            // A second route with the same table, prefix, source, TOS and metric is refused
+            // by `route add` (NLM_F_EXCL); `route append` puts it after the first.
+            let mut seen = std::collections::BTreeSet::new();
+            let ordered = routes
+                .iter()
+                .filter(|r| !has_gateway(r))
+                .chain(routes.iter().filter(|r| has_gateway(r)));
+            for route in ordered {
+                let key = (
+                    route.table.clone(),
+                    route.dst,
+                    route.src,
+                    route.tos,
+                    route.metric(),
+                );
+                let verb = if seen.insert(key) { "add" } else { "append" };
+                out.push_str(&format!("route {verb} {}\n", route.add_args()));
             }
         }
         batch
