@@ -344,6 +344,10 @@ const FLOWS: &[&str] = &[
     "2001:db8:99::9 from 2001:db8:11::2 iif k-b",
     "2001:db8:99::9 oif k-b",
     "2001:db8:99::9 oif k-a",
+    "2001:db8:10::",
+    "255.255.255.255",
+    "224.0.0.5 oif k-a",
+    "198.18.99.9 from 198.18.10.1 oif k-b",
 ];
 
 /// The effective `rp_filter` of each interface as set in [`topology`] (max of all and dev).

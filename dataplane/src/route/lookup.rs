@@ -391,6 +391,8 @@ pub enum Outcome {
         dev: String,
         /// The route.
         route: Route,
+        /// The source address.
+        src: Option<IpAddr>,
     },
     /// Dropped silently by a blackhole route or rule (`EINVAL` to a local sender).
     Blackhole {
@@ -421,6 +423,72 @@ pub enum Outcome {
         /// What.
         what: String,
     },
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(g) = self.gateway {
+            write!(f, "via {g} ")?;
+        }
+        write!(f, "dev {}", self.dev)?;
+        if self.weight != 1 {
+            write!(f, " weight {}", self.weight)?;
+        }
+        if let Some(s) = self.src {
+            write!(f, " src {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Martian {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Martian::SourceNotLocal => f.write_str("source address is not local"),
+            Martian::BadSource => f.write_str("source is multicast, broadcast or 0/8"),
+            Martian::LoopbackSource => f.write_str("127/8 source on a non-loopback device"),
+            Martian::Loopback => f.write_str("127/8 address off loopback (route_localnet=0)"),
+            Martian::LocalSource => f.write_str("received packet with a local source address"),
+            Martian::ZeroDestination => f.write_str("0/8 destination"),
+            Martian::BadDestinationType => f.write_str("destination route is not unicast"),
+            Martian::OifDown => f.write_str("bound output device is down"),
+            Martian::NoDevice(d) => write!(f, "no device {d}"),
+        }
+    }
+}
+
+/// One line: `unicast via 198.18.0.2 dev eth0 src 198.18.0.1`, `local dev lo src ..`,
+/// `blackhole by route `..``, `no route`, ...; the errno follows in parentheses.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let src = |s: &Option<IpAddr>| s.map(|a| format!(" src {a}")).unwrap_or_default();
+        match self {
+            Outcome::Unicast { hops, .. } => {
+                f.write_str("unicast ")?;
+                for (i, h) in hops.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{h}")?;
+                }
+            }
+            Outcome::Local { dev, src: s, .. } => write!(f, "local dev {dev}{}", src(s))?,
+            Outcome::Broadcast { dev, src: s, .. } => write!(f, "broadcast dev {dev}{}", src(s))?,
+            Outcome::Multicast { dev, src: s, .. } => write!(f, "multicast dev {dev}{}", src(s))?,
+            Outcome::Anycast { dev, src: s, .. } => write!(f, "anycast dev {dev}{}", src(s))?,
+            Outcome::Blackhole { cause } => write!(f, "blackhole by {cause}")?,
+            Outcome::Unreachable { cause } => write!(f, "unreachable by {cause}")?,
+            Outcome::Prohibit { cause } => write!(f, "prohibit by {cause}")?,
+            Outcome::NoRoute => f.write_str("no route")?,
+            Outcome::ForwardingDisabled => f.write_str("forwarding disabled")?,
+            Outcome::Martian { reason } => write!(f, "martian: {reason}")?,
+            Outcome::NotModelled { what } => write!(f, "not modelled: {what}")?,
+        }
+        if let Some(e) = self.errno() {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
 }
 
 /// An errno `ip route get` reports.
@@ -476,6 +544,27 @@ impl Outcome {
                 Martian::NoDevice(_) => Errno::Enodev,
                 _ => Errno::Einval,
             }),
+            _ => None,
+        }
+    }
+
+    /// The route that decided, if any (reject routes included).
+    pub fn route(&self) -> Option<&Route> {
+        match self {
+            Outcome::Unicast { route, .. }
+            | Outcome::Local { route, .. }
+            | Outcome::Broadcast { route, .. }
+            | Outcome::Multicast { route, .. } => route.as_ref(),
+            Outcome::Anycast { route, .. } => Some(route),
+            Outcome::Blackhole {
+                cause: Cause::Route(r),
+            }
+            | Outcome::Unreachable {
+                cause: Cause::Route(r),
+            }
+            | Outcome::Prohibit {
+                cause: Cause::Route(r),
+            } => Some(r),
             _ => None,
         }
     }

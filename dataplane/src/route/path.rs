@@ -286,6 +286,7 @@ impl RouteState {
             return Outcome::Anycast {
                 dev,
                 route: route.clone(),
+                src: s,
             };
         }
         Outcome::Unicast {
@@ -499,6 +500,7 @@ impl RouteState {
                     Outcome::Anycast {
                         dev: "lo".to_string(),
                         route: route.clone(),
+                        src: s,
                     }
                 } else {
                     Outcome::Local {

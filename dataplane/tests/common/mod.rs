@@ -146,8 +146,8 @@ pub fn compare(state: &RouteState, lookup: &Lookup, answer: &Value) -> Result<()
             .collect(),
         Outcome::Local { dev, src, .. }
         | Outcome::Broadcast { dev, src, .. }
-        | Outcome::Multicast { dev, src, .. } => vec![(dev.clone(), None, *src)],
-        Outcome::Anycast { dev, .. } => vec![(dev.clone(), None, None)],
+        | Outcome::Multicast { dev, src, .. }
+        | Outcome::Anycast { dev, src, .. } => vec![(dev.clone(), None, *src)],
         other => return Err(format!("kernel: route {out}; model: {other:?}")),
     };
     let hop = model_dev
