@@ -26,7 +26,7 @@ use super::rule::{PortRange, Rule};
 use super::select::Candidate;
 use crate::packet::Family;
 
-/// The result of [`RouteState::lookup`]: every rule considered, the outcome and what was
+/// The result of [`RouteState::lookup`](super::RouteState::lookup): every rule considered, the outcome and what was
 /// assumed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lookup {
