@@ -398,6 +398,21 @@ pub fn malformed_action(type_code: u8) -> ErrorAction {
     }
 }
 
+/// The flags this codec writes for an attribute of `type_code` given the flags it holds: for
+/// known types the canonical Optional/Transitive bits, Partial only on optional transitive
+/// ones, and Extended Length as held; for unknown types the held O/T/P/E bits. The four unused
+/// low bits are always 0. The decoder stores exactly this, so decode → encode → decode is stable.
+pub fn wire_flags(type_code: u8, held: u8) -> u8 {
+    let held = held & 0xf0;
+    match expected_flags(type_code) {
+        Some(ot) if ot == AttrFlags::OPTIONAL | AttrFlags::TRANSITIVE => {
+            ot | (held & (AttrFlags::PARTIAL | AttrFlags::EXTENDED_LENGTH))
+        }
+        Some(ot) => ot | (held & AttrFlags::EXTENDED_LENGTH),
+        None => held,
+    }
+}
+
 /// A path attribute with its flags.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PathAttr {
@@ -439,14 +454,7 @@ impl PathAttr {
     pub fn encode(&self, cx: &EncodeCx, out: &mut BytesMut) {
         let mut v = BytesMut::new();
         encode_value(&self.attr, cx, &mut v);
-        let received = self.flags.0 & 0xf0;
-        let mut flags = match expected_flags(self.attr.type_code()) {
-            Some(ot) if ot == AttrFlags::OPTIONAL | AttrFlags::TRANSITIVE => {
-                ot | (received & (AttrFlags::PARTIAL | AttrFlags::EXTENDED_LENGTH))
-            }
-            Some(ot) => ot | (received & AttrFlags::EXTENDED_LENGTH),
-            None => received,
-        };
+        let mut flags = wire_flags(self.attr.type_code(), self.flags.0);
         if v.len() > 255 {
             flags |= AttrFlags::EXTENDED_LENGTH;
         }

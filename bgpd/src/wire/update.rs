@@ -24,7 +24,7 @@ use super::HEADER_LEN;
 use super::aspath::AsPath;
 use super::attr::{
     Attr, AttrFlags, Community, LargeCommunity, MpReach, MpUnreach, Origin, PathAttr, attr_type,
-    decode_value, expected_flags,
+    decode_value, expected_flags, wire_flags,
 };
 use super::error::{DecodeError, ErrorAction, ErrorKind};
 use super::family::{AfiSafi, Nlri, decode_prefixes, encode_prefixes};
@@ -252,7 +252,8 @@ impl Update {
                 );
                 break;
             };
-            let (flags, t) = (h[0], h[1]);
+            // the four unused low bits are ignored on receipt (RFC 4271 §4.3) and written as 0
+            let (flags, t) = (h[0] & 0xf0, h[1]);
             let len = if hdr == 4 {
                 u16::from_be_bytes([h[2], h[3]]) as usize
             } else {
@@ -348,7 +349,7 @@ impl Update {
                 }),
                 Some(Ok(attr)) => attrs.push(PathAttr {
                     flags: AttrFlags(if flags_ok {
-                        flags
+                        wire_flags(t, flags)
                     } else {
                         expected_flags(t).unwrap_or(flags)
                     }),
@@ -438,5 +439,16 @@ mod tests {
             ..Update::default()
         };
         assert_eq!(not.is_end_of_rib(), None);
+    }
+
+    #[test]
+    fn flags_are_stored_as_they_will_be_written() {
+        // found by the fuzzer: Partial (and low bits) on non-transitive MP_UNREACH_NLRI
+        let body = [0, 0, 0, 11, 0xbe, 15, 0, 7, 0, 1, 1, 24, 198, 18, 81];
+        let u = Update::decode_body(&body, &DecodeCx::default()).unwrap();
+        assert_eq!(u.attrs[0].flags, AttrFlags(0x90));
+        let mut out = BytesMut::new();
+        u.encode_body(&EncodeCx::default(), &mut out);
+        assert_eq!(Update::decode_body(&out, &DecodeCx::default()).unwrap(), u);
     }
 }
