@@ -349,3 +349,61 @@ impl fmt::Display for Notification {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(n: &Notification) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        n.encode_body(&mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn shutdown_communication_rfc9003() {
+        let n = Notification::decode_body(b"\x06\x02\x05hello");
+        assert_eq!(
+            n.code,
+            ErrorCode::Cease(CeaseReason::AdministrativeShutdown)
+        );
+        assert_eq!(n.shutdown_communication.as_deref(), Some("hello"));
+        assert_eq!(body(&n), b"\x06\x02\x05hello");
+        // malformed communications stay raw: length overrun, invalid UTF-8
+        for raw in [&b"\x06\x04\x09hello"[..], &b"\x06\x02\x02\xff\xfe"[..]] {
+            let n = Notification::decode_body(raw);
+            assert_eq!(
+                (n.shutdown_communication.as_deref(), &n.data[..]),
+                (None, &raw[2..])
+            );
+            assert_eq!(body(&n), raw);
+        }
+        // other codes never carry one
+        let n = Notification::decode_body(b"\x06\x03\x05hello");
+        assert_eq!(n.shutdown_communication, None);
+        // 255 octets at most, cut at a character boundary
+        let long = "ä".repeat(200);
+        let n = Notification::shutdown(CeaseReason::AdministrativeReset, &long);
+        let b = body(&n);
+        assert_eq!((b[2], b.len()), (254, 3 + 254));
+        assert!(
+            n.to_string()
+                .starts_with("cease/administrative reset (6/4) \"")
+        );
+    }
+
+    #[test]
+    fn codes_round_trip_and_name_themselves() {
+        for c in 0..=8u8 {
+            for s in 0..=12u8 {
+                assert_eq!(ErrorCode::new(c, s).to_pair(), (c, s));
+            }
+        }
+        assert_eq!(ErrorCode::new(4, 0), ErrorCode::HoldTimerExpired);
+        assert_eq!(ErrorCode::new(6, 9).to_string(), "cease/hard reset (6/9)");
+        assert_eq!(
+            ErrorCode::new(2, 6).to_string(),
+            "OPEN message error/unacceptable hold time (2/6)"
+        );
+    }
+}

@@ -105,3 +105,27 @@ impl RouteRefresh {
         out.put_slice(&self.trailing);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borr_with_extra_octets_is_invalid_length() {
+        let mut msg = vec![0xff; 16];
+        msg.extend_from_slice(&[0, 24, 5, 0, 1, 1, 1, 9]);
+        let e = RouteRefresh::decode_body(&msg[19..], &msg).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::RouteRefreshLength { length: 24 });
+        assert_eq!(e.data, msg);
+        // subtype 0 keeps trailing ORF octets
+        let r = RouteRefresh::decode_body(&[0, 2, 0, 1, 7, 7], &[]).unwrap();
+        assert_eq!(
+            (r.afi_safi, r.subtype, r.trailing),
+            (
+                AfiSafi::Ipv6Unicast,
+                RouteRefreshSubtype::Normal,
+                vec![7, 7]
+            )
+        );
+    }
+}
