@@ -1,0 +1,16 @@
+//! kube-proxy-rs: a drop-in kube-proxy for Linux nodes.
+//!
+//! ```text
+//!   Kubernetes API (watch) ──┐
+//!                            ├─> Service, EndpointSlice, Node ──> model::build ──> ProxyState (per family)
+//!   --manifests PATH ────────┘        (k8s-openapi types)          (pure)          │
+//!   (source::file)                                                                 v
+//!                                          render (iptables / nftables / IPVS) ──> apply
+//! ```
+//!
+//! This crate holds the pure service model ([`model`]), upstream's chain names ([`names`]),
+//! the command line and `KubeProxyConfiguration` ([`config`]) and the manifest file source
+//! ([`source`]). Render, apply, sync and the API watchers are built on top of these.
+
+pub mod model;
+pub mod names;

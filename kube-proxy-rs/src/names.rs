@@ -1,0 +1,241 @@
+//! Upstream kube-proxy's chain and set names, derived exactly as upstream derives them, so
+//! `iptables-save | grep KUBE-SVC-…` from existing runbooks finds our chains.
+//!
+//! ```text
+//!   iptables:  KUBE-{SVC,SVL,EXT,FW}-  + base32(sha256(svcPortName + proto))[..16]
+//!              KUBE-SEP-               + base32(sha256(svcPortName + proto + "ip:port"))[..16]
+//!   nftables:  {service,local,external,firewall}-  + HASH8-ns/name/proto/port
+//!              {endpoint,affinity}-                + HASH8-ns/name/proto/port__ip/port
+//!              (HASH8 = base32(sha256(the rest))[..8], IPv6 colons written as dots)
+//! ```
+//!
+//! `svcPortName` is [`ServicePortName`]'s display (`ns/name:port`, or `ns/name` for an
+//! unnamed port), `proto` is `tcp`/`udp`/`sctp`, `ip:port` is Go's `net.JoinHostPort`
+//! (`[2001:db8::1]:80`). Base32 is RFC 4648 §6 with the upper-case alphabet.
+
+use std::net::IpAddr;
+
+use data_encoding::BASE32;
+use sha2::{Digest, Sha256};
+
+use crate::model::{ServicePortName, join_host_port};
+
+/// Prefix of a service port's Cluster-policy endpoint chain.
+pub const SVC_PREFIX: &str = "KUBE-SVC-";
+/// Prefix of a service port's Local-policy endpoint chain.
+pub const SVL_PREFIX: &str = "KUBE-SVL-";
+/// Prefix of a service port's external-traffic chain.
+pub const EXT_PREFIX: &str = "KUBE-EXT-";
+/// Prefix of a service port's load-balancer source-range chain.
+pub const FW_PREFIX: &str = "KUBE-FW-";
+/// Prefix of an endpoint's chain.
+pub const SEP_PREFIX: &str = "KUBE-SEP-";
+
+/// The longest name nftables accepts for a chain or set (`NFT_NAME_MAXLEN - 1`).
+pub const NFT_NAME_MAX: usize = 256;
+const NFT_PREFIX_MAX: usize = 16;
+const NFT_BASE_MAX: usize = NFT_NAME_MAX - NFT_PREFIX_MAX;
+
+fn base32_sha256(input: &str) -> String {
+    BASE32.encode(&Sha256::digest(input.as_bytes()))
+}
+
+/// Upstream `portProtoHash`: the 16-character hash shared by a port's
+/// `KUBE-SVC`/`SVL`/`EXT`/`FW` chains.
+pub fn port_proto_hash(name: &ServicePortName) -> String {
+    let mut h = base32_sha256(&format!("{name}{}", name.protocol));
+    h.truncate(16);
+    h
+}
+
+/// `KUBE-SVC-<hash>`: the Cluster-policy endpoint chain.
+pub fn svc_chain(name: &ServicePortName) -> String {
+    format!("{SVC_PREFIX}{}", port_proto_hash(name))
+}
+
+/// `KUBE-SVL-<hash>`: the Local-policy endpoint chain.
+pub fn svl_chain(name: &ServicePortName) -> String {
+    format!("{SVL_PREFIX}{}", port_proto_hash(name))
+}
+
+/// `KUBE-EXT-<hash>`: the external (NodePort, external IP, LB IP) chain.
+pub fn ext_chain(name: &ServicePortName) -> String {
+    format!("{EXT_PREFIX}{}", port_proto_hash(name))
+}
+
+/// `KUBE-FW-<hash>`: the loadBalancerSourceRanges chain.
+pub fn fw_chain(name: &ServicePortName) -> String {
+    format!("{FW_PREFIX}{}", port_proto_hash(name))
+}
+
+/// `KUBE-SEP-<hash>`: one endpoint's chain (upstream `servicePortEndpointChainName`).
+pub fn sep_chain(name: &ServicePortName, ip: IpAddr, port: u16) -> String {
+    let mut h = base32_sha256(&format!(
+        "{name}{}{}",
+        name.protocol,
+        join_host_port(ip, port)
+    ));
+    h.truncate(16);
+    format!("{SEP_PREFIX}{h}")
+}
+
+/// Upstream nftables `hashAndTruncate`: `HASH8-` + the name, cut to 240 bytes with `...`.
+fn nft_hash_and_truncate(name: String) -> String {
+    let mut hash = base32_sha256(&name);
+    hash.truncate(8);
+    let mut out = format!("{hash}-{name}");
+    if out.len() > NFT_BASE_MAX {
+        // Names are ASCII (DNS labels, digits, '/', '.', '_'), so byte cuts are char cuts.
+        out.truncate(NFT_BASE_MAX - 3);
+        out.push_str("...");
+    }
+    out
+}
+
+/// Upstream nftables `servicePortChainNameBase`: `HASH8-ns/name/proto/port`, e.g.
+/// `ULMVA6XW-ns1/svc1/tcp/p80`.
+pub fn nft_service_base(name: &ServicePortName) -> String {
+    nft_hash_and_truncate(format!(
+        "{}/{}/{}/{}",
+        name.namespace, name.name, name.protocol, name.port_name
+    ))
+}
+
+/// Upstream nftables `servicePortEndpointChainNameBase`:
+/// `HASH8-ns/name/proto/port__ip/port`, IPv6 colons replaced by dots
+/// (chain names may not contain `:`).
+pub fn nft_endpoint_base(name: &ServicePortName, ip: IpAddr, port: u16) -> String {
+    let ip = ip.to_string().replace(':', ".");
+    nft_hash_and_truncate(format!(
+        "{}/{}/{}/{}__{ip}/{port}",
+        name.namespace, name.name, name.protocol, name.port_name
+    ))
+}
+
+/// `service-<base>`: the nftables Cluster-policy endpoint chain.
+pub fn nft_service_chain(name: &ServicePortName) -> String {
+    format!("service-{}", nft_service_base(name))
+}
+
+/// `local-<base>`: the nftables Local-policy endpoint chain.
+pub fn nft_local_chain(name: &ServicePortName) -> String {
+    format!("local-{}", nft_service_base(name))
+}
+
+/// `external-<base>`: the nftables external-traffic chain.
+pub fn nft_external_chain(name: &ServicePortName) -> String {
+    format!("external-{}", nft_service_base(name))
+}
+
+/// `firewall-<base>`: the nftables source-range chain.
+pub fn nft_firewall_chain(name: &ServicePortName) -> String {
+    format!("firewall-{}", nft_service_base(name))
+}
+
+/// `endpoint-<base>`: one endpoint's nftables chain.
+pub fn nft_endpoint_chain(name: &ServicePortName, ip: IpAddr, port: u16) -> String {
+    format!("endpoint-{}", nft_endpoint_base(name, ip, port))
+}
+
+/// `affinity-<base>`: one endpoint's ClientIP affinity set.
+pub fn nft_affinity_set(name: &ServicePortName, ip: IpAddr, port: u16) -> String {
+    format!("affinity-{}", nft_endpoint_base(name, ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use dataplane::Protocol;
+
+    use super::*;
+
+    fn spn(ns: &str, svc: &str, port: &str, proto: Protocol) -> ServicePortName {
+        ServicePortName::new(ns, svc, port, proto)
+    }
+
+    /// Vectors from upstream's proxier tests, as recorded in the reference notes (§2.1).
+    #[test]
+    fn iptables_hashes_match_upstream() {
+        let p80 = spn("ns1", "svc1", "p80", Protocol::Tcp);
+        assert_eq!(svc_chain(&p80), "KUBE-SVC-XPGD46QRK7WJZT7O");
+        assert_eq!(svl_chain(&p80), "KUBE-SVL-XPGD46QRK7WJZT7O");
+        assert_eq!(ext_chain(&p80), "KUBE-EXT-XPGD46QRK7WJZT7O");
+        assert_eq!(fw_chain(&p80), "KUBE-FW-XPGD46QRK7WJZT7O");
+        assert_eq!(
+            sep_chain(&p80, "10.180.0.1".parse().unwrap(), 80),
+            "KUBE-SEP-SXIVWICOYRO3J4NJ"
+        );
+        assert_eq!(
+            port_proto_hash(&spn("ns2", "svc2", "p80", Protocol::Tcp)),
+            "GNZBNJ2PO5MGZ6GT"
+        );
+        assert_eq!(
+            port_proto_hash(&spn("ns5", "svc5", "p80", Protocol::Tcp)),
+            "NUKIZ6OKUXPJNT4C"
+        );
+    }
+
+    #[test]
+    fn chain_names_fit_iptables_limit_and_differ_by_protocol() {
+        let long = "a".repeat(63);
+        let n = spn(&long, &long, &long, Protocol::Sctp);
+        assert!(sep_chain(&n, "2001:db8::1".parse().unwrap(), 65535).len() <= 28);
+        assert_ne!(
+            port_proto_hash(&spn("ns", "dns", "dns", Protocol::Udp)),
+            port_proto_hash(&spn("ns", "dns", "dns", Protocol::Tcp))
+        );
+    }
+
+    /// The hash input is exactly `svcPortName + proto (+ JoinHostPort)`: recompute by hand.
+    #[test]
+    fn hash_inputs_are_upstream_strings() {
+        let unnamed = spn("default", "web", "", Protocol::Tcp);
+        let expect = |s: &str| BASE32.encode(&Sha256::digest(s.as_bytes()))[..16].to_string();
+        assert_eq!(port_proto_hash(&unnamed), expect("default/webtcp"));
+        let v6 = sep_chain(&unnamed, "2001:db8:0::0:1".parse().unwrap(), 8080);
+        assert_eq!(
+            v6,
+            format!("KUBE-SEP-{}", expect("default/webtcp[2001:db8::1]:8080"))
+        );
+    }
+
+    #[test]
+    fn nftables_names_match_upstream() {
+        let p80 = spn("ns1", "svc1", "p80", Protocol::Tcp);
+        assert_eq!(nft_service_chain(&p80), "service-ULMVA6XW-ns1/svc1/tcp/p80");
+        assert_eq!(nft_local_chain(&p80), "local-ULMVA6XW-ns1/svc1/tcp/p80");
+        assert_eq!(
+            nft_external_chain(&p80),
+            "external-ULMVA6XW-ns1/svc1/tcp/p80"
+        );
+        assert_eq!(
+            nft_firewall_chain(&p80),
+            "firewall-ULMVA6XW-ns1/svc1/tcp/p80"
+        );
+        // Upstream's doc comment example for servicePortEndpointChainNameBase.
+        assert_eq!(
+            nft_endpoint_chain(&p80, "10.180.0.1".parse().unwrap(), 80),
+            "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"
+        );
+        let v6 = nft_affinity_set(&p80, "2001:db8::1".parse().unwrap(), 80);
+        let expect_hash =
+            BASE32.encode(&Sha256::digest(b"ns1/svc1/tcp/p80__2001.db8..1/80"))[..8].to_string();
+        assert_eq!(
+            v6,
+            format!("affinity-{expect_hash}-ns1/svc1/tcp/p80__2001.db8..1/80")
+        );
+    }
+
+    #[test]
+    fn nftables_names_are_truncated_like_upstream() {
+        let long = "a".repeat(63);
+        let n = spn(&long, &long, &long, Protocol::Sctp);
+        let base = nft_endpoint_base(
+            &n,
+            "2001:db8:1111:2222:3333:4444:5555:6666".parse().unwrap(),
+            65535,
+        );
+        assert_eq!(base.len(), 240);
+        assert!(base.ends_with("..."));
+        assert!(nft_service_base(&n).len() < 240);
+    }
+}
