@@ -12,5 +12,6 @@
 //! the command line and `KubeProxyConfiguration` ([`config`]) and the manifest file source
 //! ([`source`]). Render, apply, sync and the API watchers are built on top of these.
 
+pub mod config;
 pub mod model;
 pub mod names;
