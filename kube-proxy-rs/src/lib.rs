@@ -15,3 +15,4 @@
 pub mod config;
 pub mod model;
 pub mod names;
+pub mod source;
