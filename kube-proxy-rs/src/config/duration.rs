@@ -1,7 +1,7 @@
 //! Durations written the Go way (`time.ParseDuration`): `1s`, `500ms`, `1m30s`, `1.5h`, `0`.
 //!
 //! In: flag values and `KubeProxyConfiguration` duration fields. Out: [`Duration`], or a
-//! [`DurationError`] saying what was expected. [`format`] writes Go's `Duration.String()`.
+//! [`DurationError`] saying what was expected. [`format()`] writes Go's `Duration.String()`.
 
 use std::time::Duration;
 

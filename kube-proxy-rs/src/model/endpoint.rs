@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   discovery.k8s.io/v1 EndpointSlice* ──parse──> ParsedSlice (validated once; warnings)
-//!        ──merge(family, node)──> BTreeMap<ServicePortName, Vec<Endpoint>>  (sorted "ip:port")
+//!        ──by_service(family)──endpoints_for(port, node)──> Vec<Endpoint>  (sorted "ip:port")
 //! ```
 //!
 //! Follows upstream's `EndpointSliceCache`: slices are grouped by their
@@ -10,14 +10,14 @@
 //! protocol, only the first address of an endpoint counts, a nil `ready`/`serving` condition
 //! means true, and when two slices carry the same `ip:port` a non-terminating endpoint wins.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use dataplane::{Family, Protocol};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::addr::parse_ip;
-use super::name::{ObjectKind, ObjectRef, ServiceName, ServicePortName};
+use super::name::{ObjectKind, ObjectRef, ServiceName};
 use super::service::{LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, parse_protocol, valid_port};
 use super::{Effect, Skip, SkipReason, Warning};
 
@@ -269,26 +269,89 @@ impl ParsedSlice {
     }
 }
 
-/// Merges the slices of one family into endpoint lists keyed by service port, each sorted by
-/// its `ip:port` string as upstream sorts them. `slices` must be in a stable order (by
-/// namespace and name): when one `ip:port` appears twice the later non-terminating copy wins.
-pub(crate) fn merge(
+/// The slices of one family, grouped by the Service they name (in slice order).
+pub(crate) fn by_service(
     slices: &[ParsedSlice],
     family: Family,
+) -> BTreeMap<&ServiceName, Vec<&ParsedSlice>> {
+    let mut out: BTreeMap<&ServiceName, Vec<&ParsedSlice>> = BTreeMap::new();
+    for s in slices.iter().filter(|s| s.family == family) {
+        out.entry(&s.service).or_default().push(s);
+    }
+    out
+}
+
+/// `ip:port` as [`join_host_port`] writes it, on the stack: the sort key of endpoints,
+/// ordered as the string is (byte-wise, like Go's string comparison).
+struct HostPortKey {
+    len: usize,
+    buf: [u8; 48], // "[" + 39 + "]:" + 5 fits
+}
+
+impl HostPortKey {
+    fn new(ip: IpAddr, port: u16) -> HostPortKey {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut w = &mut buf[..];
+        let _ = match ip {
+            IpAddr::V4(v4) => write!(w, "{v4}:{port}"),
+            IpAddr::V6(v6) => write!(w, "[{v6}]:{port}"),
+        };
+        let len = 48 - w.len();
+        HostPortKey { len, buf }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl PartialEq for HostPortKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for HostPortKey {}
+
+impl PartialOrd for HostPortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HostPortKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// The endpoints of one service port, merged from its slices (in a stable order: by
+/// namespace and name) and sorted by their `ip:port` string as upstream sorts them. When one
+/// `ip:port` appears twice, a later non-terminating copy replaces an earlier one.
+pub(crate) fn endpoints_for(
+    slices: &[&ParsedSlice],
+    port_name: &str,
+    protocol: Protocol,
     node_name: &str,
-) -> BTreeMap<ServicePortName, Vec<Endpoint>> {
-    let mut by_port: BTreeMap<ServicePortName, BTreeMap<String, Endpoint>> = BTreeMap::new();
-    for slice in slices.iter().filter(|s| s.family == family) {
-        for port in &slice.ports {
-            let key = ServicePortName {
-                namespace: slice.service.namespace.clone(),
-                name: slice.service.name.clone(),
-                port_name: port.name.clone(),
-                protocol: port.protocol,
-            };
-            let set = by_port.entry(key).or_default();
-            for ep in &slice.endpoints {
-                let endpoint = Endpoint {
+) -> Vec<Endpoint> {
+    let mut set: HashMap<(IpAddr, u16), Endpoint> = HashMap::new();
+    for slice in slices {
+        let Some(port) = slice
+            .ports
+            .iter()
+            .find(|p| p.name == port_name && p.protocol == protocol)
+        else {
+            continue;
+        };
+        for ep in &slice.endpoints {
+            let key = (ep.ip, port.port);
+            if set.contains_key(&key) && ep.terminating {
+                continue;
+            }
+            set.insert(
+                key,
+                Endpoint {
                     ip: ep.ip,
                     port: port.port,
                     ready: ep.ready,
@@ -299,16 +362,33 @@ pub(crate) fn merge(
                     zone_hints: ep.zone_hints.clone(),
                     node_hints: ep.node_hints.clone(),
                     is_local: !node_name.is_empty() && ep.node_name.as_deref() == Some(node_name),
-                };
-                let key = endpoint.endpoint_string();
-                if !set.contains_key(&key) || !endpoint.terminating {
-                    set.insert(key, endpoint);
-                }
-            }
+                },
+            );
         }
     }
-    by_port
-        .into_iter()
-        .map(|(name, set)| (name, set.into_values().collect()))
-        .collect()
+    let mut out: Vec<Endpoint> = set.into_values().collect();
+    out.sort_by_cached_key(|e| HostPortKey::new(e.ip, e.port));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_key_is_the_endpoint_string() {
+        for (ip, port) in [
+            ("198.18.64.9", 80),
+            ("2001:db8:1111:2222:3333:4444:5555:6666", 65535),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                HostPortKey::new(ip, port).as_bytes(),
+                join_host_port(ip, port).as_bytes()
+            );
+        }
+        // String order, as upstream: "198.18.64.10:80" < "198.18.64.9:80".
+        let k = |s: &str| HostPortKey::new(s.parse().unwrap(), 80);
+        assert!(k("198.18.64.10") < k("198.18.64.9"));
+    }
 }

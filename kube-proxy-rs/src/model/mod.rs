@@ -245,10 +245,10 @@ impl Build {
     }
 }
 
-fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
     (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
     )
 }
 
@@ -266,9 +266,9 @@ pub fn build<'a>(
     let mut skipped = Vec::new();
 
     let mut services: Vec<&Service> = services.into_iter().collect();
-    services.sort_by_key(|s| key(&s.metadata));
+    services.sort_by(|a, b| key(&a.metadata).cmp(&key(&b.metadata)));
     let mut slices: Vec<&EndpointSlice> = slices.into_iter().collect();
-    slices.sort_by_key(|s| key(&s.metadata));
+    slices.sort_by(|a, b| key(&a.metadata).cmp(&key(&b.metadata)));
 
     let node_facts = NodeFacts::parse(node, &mut warnings);
 
@@ -276,7 +276,7 @@ pub fn build<'a>(
     let mut last = None;
     for svc in services {
         let k = key(&svc.metadata);
-        if last.as_ref() == Some(&k) {
+        if last == Some(k) {
             let object = ObjectRef::from_meta(ObjectKind::Service, &svc.metadata);
             skipped.push(Skip {
                 object,
@@ -296,7 +296,7 @@ pub fn build<'a>(
     let mut last = None;
     for slice in slices {
         let k = key(&slice.metadata);
-        if last.as_ref() == Some(&k) {
+        if last == Some(k) {
             let object = ObjectRef::from_meta(ObjectKind::EndpointSlice, &slice.metadata);
             skipped.push(Skip {
                 object,
@@ -329,11 +329,18 @@ fn build_family(
     opts: &ModelOptions,
 ) -> ProxyState {
     let node = node_facts.for_family(family, opts);
-    let mut by_port = endpoint::merge(slices, family, &opts.node_name);
+    let slices = endpoint::by_service(slices, family);
     let mut state = ProxyState::empty(family, node);
     for svc in services {
+        let svc_slices = slices.get(&svc.name).map_or(&[][..], Vec::as_slice);
         for port in svc.ports_for(family) {
-            let endpoints = by_port.remove(&port.name).unwrap_or_default();
+            let name = &port.name;
+            let endpoints = endpoint::endpoints_for(
+                svc_slices,
+                &name.port_name,
+                name.protocol,
+                &opts.node_name,
+            );
             let set = categorize(
                 &port,
                 endpoints,

@@ -5,7 +5,7 @@
 //!        re-read every poll; a change publishes a new Snapshot on a watch channel
 //! ```
 //!
-//! [`manifest`] is pure (text in, objects out); [`file`] does the reading and watching.
+//! [`manifest`] is pure (text in, objects out); [`file`](mod@file) does the reading and watching.
 
 pub mod file;
 pub mod manifest;
