@@ -4,7 +4,7 @@
 //!   iptables-save / ipset save / ip -j ... / nft -j / ipvsadm -Sn   (text from a node)
 //!        | parse                                        ^ emit
 //!        v                                              |
-//!   typed models: iptables::Ruleset, ipset::Sets, route::RouteState, ...
+//!   typed models: iptables::Ruleset, ipset::Sets, nft::Ruleset, route::RouteState, ...
 //!        |
 //!        v
 //!   trace(&NodeState, &Packet) -> Trace { steps, verdict, assumptions }
@@ -16,6 +16,8 @@
 
 pub mod ipset;
 pub mod iptables;
+pub mod netfilter;
+pub mod nft;
 pub mod packet;
 pub mod route;
 

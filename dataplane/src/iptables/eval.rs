@@ -11,6 +11,10 @@
 //! (`recent` history, rate limits, bridge ports, unknown modules, a missing env answer), the
 //! outcome is `Assumed` with the [`Assumption`] as data; the env may override the default guess
 //! through [`MatchEnv::assume`]. Nothing unknown is ever reported as a plain `Match`.
+//!
+//! The env and the assumptions are shared with the nftables evaluator (`crate::nft`, which also
+//! asks [`MatchEnv::route_oif`] for `fib … oif`), so one tracer env serves both front ends;
+//! `crate::netfilter` re-exports them under a neutral name.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -107,6 +111,13 @@ pub trait MatchEnv {
     fn socket_owner(&self) -> Option<(u32, u32)> {
         None
     }
+    /// The interface a route lookup for `dst` (with firewall mark `mark`) leaves by, as
+    /// `ip route get DST mark MARK` answers: `Some(Some(dev))`, `Some(None)` when there is no
+    /// route, `None` when unknown. nft's `fib … oif` (reverse-path filters) asks this.
+    fn route_oif(&self, dst: IpAddr, mark: u32) -> Option<Option<String>> {
+        let _ = (dst, mark);
+        None
+    }
     /// The answer to an assumption; by default its `default_guess`.
     fn assume(&self, assumption: &Assumption) -> bool {
         assumption.default_guess
@@ -151,8 +162,22 @@ pub enum AssumptionKind {
         set: String,
     },
     /// A module, or an option of a known module, that this code does not evaluate
-    /// (guess: does not match).
+    /// (guess: does not match). For nft: an expression or statement kept raw, or a header
+    /// field that is not modelled.
     UnknownMatch,
+    /// nft `@set` lookup of a set the ruleset does not hold (guess: not a member).
+    NftSet {
+        /// The set name.
+        set: String,
+    },
+    /// nft `fib … oif`: the route to the address is not known (guess: it exists, via the
+    /// interface the packet came in on, or the output interface).
+    Route {
+        /// The address looked up.
+        addr: IpAddr,
+    },
+    /// nft `quota`: the bytes already counted are not known (guess: not exhausted).
+    Quota,
 }
 
 /// An assumption a match outcome rests on.
@@ -160,7 +185,7 @@ pub enum AssumptionKind {
 pub struct Assumption {
     /// What was assumed.
     pub kind: AssumptionKind,
-    /// The match, as iptables-save prints it.
+    /// The match, as iptables-save (or `nft list`, for nft rules) prints it.
     pub match_text: String,
     /// The outcome used unless [`MatchEnv::assume`] says otherwise.
     pub default_guess: bool,
@@ -181,6 +206,13 @@ impl fmt::Display for Assumption {
             }
             AssumptionKind::Ipset { set } => format!("set {set} unknown, not a member"),
             AssumptionKind::UnknownMatch => "match not evaluated".to_string(),
+            AssumptionKind::NftSet { set } => {
+                format!("set @{set} not in the ruleset, not a member")
+            }
+            AssumptionKind::Route { addr } => {
+                format!("route to {addr} not known, assumed via the expected interface")
+            }
+            AssumptionKind::Quota => "quota not exhausted".to_string(),
         };
         let verdict = if self.default_guess {
             "matches"
