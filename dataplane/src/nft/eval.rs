@@ -968,6 +968,13 @@ impl Cx<'_> {
                     _ => None,
                 };
                 let Some(is_meta) = target else {
+                    // A header write needs the header (nft's implicit protocol dependency).
+                    if let Expr::Payload(_) = key
+                        && let Read::Break = self.read(key, &b.pkt, &mut Vec::new())
+                    {
+                        done.push(b.close(false, None));
+                        return;
+                    }
                     b.effects.push(Effect::Mangle(text()));
                     open.push(b);
                     return;
