@@ -44,9 +44,11 @@
 mod eval;
 mod expr;
 mod hooks;
+mod json_expr;
 mod json_read;
 mod json_write;
 mod model;
+mod read;
 mod text;
 mod types;
 
