@@ -310,3 +310,58 @@ fn unknown_things_are_kept_raw_and_written_back() {
     let orig: serde_json::Value = serde_json::from_str(input).unwrap();
     assert_eq!(rs.to_json(), orig);
 }
+
+#[test]
+fn base_chains_per_hook_merge_inet_tables_by_priority() {
+    let mut rs = parse("kube-proxy.json");
+    rs.tables.extend(parse("firewall.json").tables);
+    let names = |fam, hook| -> Vec<String> {
+        rs.chains_for_hook(fam, &hook)
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {} {} {}",
+                    h.table.family,
+                    h.chain.name,
+                    h.base.prio,
+                    h.base.chain_type.as_str()
+                )
+            })
+            .collect()
+    };
+    use dataplane::Family::{V4, V6};
+    use dataplane::nft::Hook;
+    assert_eq!(
+        names(V4, Hook::Prerouting),
+        [
+            "inet prerouting-raw -300 filter",
+            "inet prerouting-mangle -150 filter",
+            "ip filter-prerouting -110 filter",
+            // equal priorities: dump order
+            "ip nat-prerouting -100 nat",
+            "inet nat-pre -100 nat",
+        ]
+    );
+    assert_eq!(
+        names(V6, Hook::Prerouting),
+        [
+            "inet prerouting-raw -300 filter",
+            "inet prerouting-mangle -150 filter",
+            "ip6 nat-prerouting -100 nat",
+            "inet nat-pre -100 nat",
+        ]
+    );
+    assert_eq!(
+        names(V4, Hook::Output),
+        [
+            "ip filter-output -110 filter",
+            "ip nat-output -100 nat",
+            "ip filter-output-post-dnat -90 filter",
+            "inet output 5 filter",
+        ]
+    );
+    assert_eq!(
+        names(V6, Hook::Postrouting),
+        ["ip6 nat-postrouting 100 nat", "inet nat-post 100 nat"]
+    );
+}

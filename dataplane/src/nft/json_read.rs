@@ -328,8 +328,10 @@ const COUNTER_KEYS: &[&str] = &[
 /// Builds a [`Ruleset`] while walking the `nftables` array.
 struct Builder {
     rs: Ruleset,
-    tables: HashMap<(NftFamily, String), usize>,
-    chains: HashMap<(usize, String), usize>,
+    /// Table index by family, then name.
+    tables: HashMap<NftFamily, HashMap<String, usize>>,
+    /// Chain index by table index, then name.
+    chains: Vec<HashMap<String, usize>>,
 }
 
 impl Builder {
@@ -337,7 +339,8 @@ impl Builder {
         let fam = family(o)?;
         let name = o.str_req("table")?;
         self.tables
-            .get(&(fam, name.to_string()))
+            .get(&fam)
+            .and_then(|m| m.get(name))
             .copied()
             .ok_or_else(|| NftParseError::NotFound {
                 path: o.path.to_string(),
@@ -350,7 +353,7 @@ impl Builder {
     fn table(&mut self, o: &Obj) -> R<()> {
         let fam = family(o)?;
         let name = o.str_req("name")?.to_string();
-        if self.tables.contains_key(&(fam, name.clone())) {
+        if self.tables.get(&fam).is_some_and(|m| m.contains_key(&name)) {
             return Err(NftParseError::Duplicate {
                 path: o.path.to_string(),
                 what: "table",
@@ -362,7 +365,11 @@ impl Builder {
         t.flags = o.strings("flags")?;
         t.comment = o.str_opt("comment")?;
         t.extra = o.extra(TABLE_KEYS);
-        self.tables.insert((fam, name), self.rs.tables.len());
+        self.tables
+            .entry(fam)
+            .or_default()
+            .insert(name, self.rs.tables.len());
+        self.chains.push(HashMap::new());
         self.rs.tables.push(t);
         Ok(())
     }
@@ -370,7 +377,7 @@ impl Builder {
     fn chain(&mut self, o: &Obj) -> R<()> {
         let ti = self.table_of(o)?;
         let name = o.str_req("name")?.to_string();
-        if self.chains.contains_key(&(ti, name.clone())) {
+        if self.chains[ti].contains_key(&name) {
             return Err(NftParseError::Duplicate {
                 path: o.path.to_string(),
                 what: "chain",
@@ -415,7 +422,7 @@ impl Builder {
             extra: o.extra(CHAIN_KEYS),
         };
         let t = &mut self.rs.tables[ti];
-        self.chains.insert((ti, name), t.chains.len());
+        self.chains[ti].insert(name, t.chains.len());
         t.chains.push(chain);
         Ok(())
     }
@@ -423,7 +430,7 @@ impl Builder {
     fn rule(&mut self, o: &Obj) -> R<()> {
         let ti = self.table_of(o)?;
         let chain = o.str_req("chain")?;
-        let Some(&ci) = self.chains.get(&(ti, chain.to_string())) else {
+        let Some(&ci) = self.chains[ti].get(chain) else {
             let t = &self.rs.tables[ti];
             return Err(NftParseError::NotFound {
                 path: o.path.to_string(),
@@ -531,7 +538,7 @@ impl Builder {
         let table = body.as_object().and_then(|m| {
             let fam = NftFamily::parse(m.get("family")?.as_str()?)?;
             let name = m.get("table")?.as_str()?;
-            self.tables.get(&(fam, name.to_string())).copied()
+            self.tables.get(&fam)?.get(name).copied()
         });
         match table {
             Some(ti) => self.rs.tables[ti].objects.push(Object::Raw {
@@ -562,7 +569,7 @@ impl Ruleset {
         let mut b = Builder {
             rs: Ruleset::default(),
             tables: HashMap::new(),
-            chains: HashMap::new(),
+            chains: Vec::new(),
         };
         for (i, item) in items.iter().enumerate() {
             let ip = np.index(i);
