@@ -365,3 +365,36 @@ fn base_chains_per_hook_merge_inet_tables_by_priority() {
         ["ip6 nat-postrouting 100 nat", "inet nat-post 100 nat"]
     );
 }
+
+#[test]
+fn names_and_strings_nft_cannot_read_are_refused() {
+    use dataplane::nft::{Chain, Rule, Table};
+    let mut t = Table::new(NftFamily::Ip6, "kube-proxy");
+    t.chains.push(Chain::regular(
+        "endpoint-X-ns/svc/tcp/p80__[2001:db8::2]/80",
+        vec![],
+    ));
+    let rs = Ruleset {
+        tables: vec![t.clone()],
+        ..Ruleset::default()
+    };
+    let err = rs.to_text().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "table ip6 kube-proxy chain endpoint-X-ns/svc/tcp/p80__[2001:db8::2]/80: cannot write as \
+         nft text: name \"endpoint-X-ns/svc/tcp/p80__[2001:db8::2]/80\" is not an nft identifier \
+         ([A-Za-z_.][A-Za-z0-9/_.-]*)"
+    );
+    t.chains[0].name = "ok".into();
+    t.chains[0]
+        .rules
+        .push(Rule::new(vec![Stmt::jump("ok")]).with_comment("say \"hi\""));
+    let err = Ruleset {
+        tables: vec![t],
+        ..Ruleset::default()
+    }
+    .to_text()
+    .unwrap_err();
+    assert_eq!(err.location, "table ip6 kube-proxy chain ok rule 1");
+    assert!(err.what.contains("holds a quote"), "{err}");
+}

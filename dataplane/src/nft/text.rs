@@ -10,7 +10,6 @@
 //! so every statement and declaration gets its own line. Raw JSON has no text form: a ruleset
 //! holding a raw statement, expression or object is refused with [`TextError`].
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::expr::{
@@ -45,34 +44,44 @@ fn raw_err(v: &serde_json::Value) -> String {
     }
 }
 
-/// A name as nft's scanner reads it without quotes, else quoted.
-pub(crate) fn name_text(s: &str) -> Cow<'_, str> {
+/// A name (table, chain, set, object) as nft 1.0.6 reads it: its scanner takes
+/// `[A-Za-z_.][A-Za-z0-9/_.-]*` and refuses quoted names in declarations, so anything else
+/// has no text form.
+pub(crate) fn ident(s: &str) -> Result<&str, String> {
     let mut chars = s.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '.');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
     if first_ok && rest_ok {
-        Cow::Borrowed(s)
+        Ok(s)
     } else {
-        Cow::Owned(format!("\"{s}\""))
+        Err(format!(
+            "name {s:?} is not an nft identifier ([A-Za-z_.][A-Za-z0-9/_.-]*)"
+        ))
     }
 }
 
-fn quoted(s: &str) -> String {
-    format!("\"{s}\"")
+/// A quoted string (comment, prefix, interface): nft has no escape for `"`.
+fn quoted(s: &str) -> Result<String, String> {
+    if s.contains('"') || s.contains('\n') {
+        return Err(format!(
+            "string {s:?} holds a quote or a newline, which nft cannot read"
+        ));
+    }
+    Ok(format!("\"{s}\""))
 }
 
 /// A string value in the type it is compared with: interface names quoted, symbols and
 /// addresses bare.
-fn string_text(ty: &DType, s: &str) -> String {
+fn string_text(ty: &DType, s: &str) -> Result<String, String> {
     match ty {
         DType::IfName | DType::IfIndex => quoted(s),
         _ => {
             let bare = !s.is_empty()
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.:/*".contains(c));
-            if bare { s.to_string() } else { quoted(s) }
+            if bare { Ok(s.to_string()) } else { quoted(s) }
         }
     }
 }
@@ -92,11 +101,11 @@ fn lhs(e: &Expr, cx: Cx, out: &mut String) -> R {
 fn value(e: &Expr, ty: &DType, cx: Cx, out: &mut String) -> R {
     match e {
         Expr::Number(n) => out.push_str(&number_text(ty, *n)),
-        Expr::String(s) => out.push_str(&string_text(ty, s)),
+        Expr::String(s) => out.push_str(&string_text(ty, s)?),
         Expr::Bool(b) => out.push_str(if *b { "exists" } else { "missing" }),
         Expr::SetRef(name) => {
             out.push('@');
-            out.push_str(&name_text(name));
+            out.push_str(ident(name)?);
         }
         Expr::List(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -196,7 +205,7 @@ fn value(e: &Expr, ty: &DType, cx: Cx, out: &mut String) -> R {
             }
         }
         Expr::Binop(op, l, r) => binop(*op, l, r, cx, out)?,
-        Expr::Verdict(v) => verdict(v, out),
+        Expr::Verdict(v) => verdict(v, out)?,
         Expr::Raw(v) => return Err(raw_err(v)),
         Expr::Null => return Err("an empty expression".to_string()),
     }
@@ -228,12 +237,13 @@ fn binop(op: BinOp, l: &Expr, r: &Expr, cx: Cx, out: &mut String) -> R {
     Ok(())
 }
 
-fn verdict(v: &Verdict, out: &mut String) {
+fn verdict(v: &Verdict, out: &mut String) -> R {
     out.push_str(v.keyword());
     if let Some(t) = v.target() {
         out.push(' ');
-        out.push_str(&name_text(t));
+        out.push_str(ident(t)?);
     }
+    Ok(())
 }
 
 /// Writes a set element: key, counter, timeout, expires, comment, then ` : data` for maps.
@@ -241,7 +251,7 @@ fn elem(e: &SetElem, key_ty: &DType, data_ty: &DType, cx: Cx, out: &mut String) 
     value(&e.key, key_ty, cx, out)?;
     if let Some(c) = &e.counter {
         out.push(' ');
-        counter(c, out);
+        counter(c, out)?;
     }
     if let Some(t) = e.timeout {
         let _ = write!(out, " timeout {}", time_text(t));
@@ -250,7 +260,7 @@ fn elem(e: &SetElem, key_ty: &DType, data_ty: &DType, cx: Cx, out: &mut String) 
         let _ = write!(out, " expires {}", time_text(t));
     }
     if let Some(c) = &e.comment {
-        let _ = write!(out, " comment {}", quoted(c));
+        let _ = write!(out, " comment {}", quoted(c)?);
     }
     if let Some((k, v)) = e.extra.iter().next() {
         return Err(format!("element attribute {k}: {}", raw_err(v)));
@@ -262,10 +272,10 @@ fn elem(e: &SetElem, key_ty: &DType, data_ty: &DType, cx: Cx, out: &mut String) 
     Ok(())
 }
 
-fn counter(c: &Counter, out: &mut String) {
+fn counter(c: &Counter, out: &mut String) -> R {
     match c {
         Counter::Named(n) => {
-            let _ = write!(out, "counter name {}", quoted(n));
+            let _ = write!(out, "counter name {}", quoted(n)?);
         }
         Counter::Anonymous { packets, bytes } => {
             out.push_str("counter");
@@ -279,6 +289,7 @@ fn counter(c: &Counter, out: &mut String) {
             }
         }
     }
+    Ok(())
 }
 
 fn match_text(m: &Match, cx: Cx, out: &mut String) -> R {
@@ -385,10 +396,10 @@ fn reject_text(r: &Reject, cx: Cx, out: &mut String) {
     let _ = write!(out, " with {} {code}", kind.as_str());
 }
 
-fn log_text(l: &Log, out: &mut String) {
+fn log_text(l: &Log, out: &mut String) -> R {
     out.push_str("log");
     if let Some(p) = &l.prefix {
-        let _ = write!(out, " prefix {}", quoted(p));
+        let _ = write!(out, " prefix {}", quoted(p)?);
     }
     if let Some(g) = l.group {
         let _ = write!(out, " group {g}");
@@ -405,12 +416,13 @@ fn log_text(l: &Log, out: &mut String) {
     if !l.flags.is_empty() {
         let _ = write!(out, " flags {}", l.flags.join(","));
     }
+    Ok(())
 }
 
 fn stmt_text(s: &Stmt, cx: Cx, out: &mut String) -> R {
     match s {
         Stmt::Match(m) => match_text(m, cx, out)?,
-        Stmt::Verdict(v) => verdict(v, out),
+        Stmt::Verdict(v) => verdict(v, out)?,
         Stmt::Vmap { key, data } => {
             lhs(key, cx, out)?;
             out.push_str(" vmap ");
@@ -428,7 +440,7 @@ fn stmt_text(s: &Stmt, cx: Cx, out: &mut String) -> R {
                 other => value(other, &DType::Verdict, cx, out)?,
             }
         }
-        Stmt::Counter(c) => counter(c, out),
+        Stmt::Counter(c) => counter(c, out)?,
         Stmt::Mangle { key, value: v } => {
             lhs(key, cx, out)?;
             out.push_str(" set ");
@@ -436,7 +448,7 @@ fn stmt_text(s: &Stmt, cx: Cx, out: &mut String) -> R {
         }
         Stmt::Nat(n) => nat_text(n, cx, out)?,
         Stmt::Reject(r) => reject_text(r, cx, out),
-        Stmt::Log(l) => log_text(l, out),
+        Stmt::Log(l) => log_text(l, out)?,
         Stmt::Limit(l) => {
             out.push_str("limit rate ");
             if l.inv {
@@ -475,7 +487,7 @@ fn stmt_text(s: &Stmt, cx: Cx, out: &mut String) -> R {
         }
         Stmt::Notrack => out.push_str("notrack"),
         Stmt::Set(st) => {
-            let _ = write!(out, "{} @{} {{ ", st.op.keyword(), name_text(&st.set));
+            let _ = write!(out, "{} @{} {{ ", st.op.keyword(), ident(&st.set)?);
             lhs(&st.elem, cx, out)?;
             for s in &st.stmts {
                 out.push(' ');
@@ -523,7 +535,7 @@ fn rule_text(r: &Rule, cx: Cx, out: &mut String) -> R {
         if !r.stmts.is_empty() {
             out.push(' ');
         }
-        let _ = write!(out, "comment {}", quoted(c));
+        let _ = write!(out, "comment {}", quoted(c)?);
     }
     Ok(())
 }
@@ -551,14 +563,23 @@ fn elem_delim(ty: &DType, count: &mut usize) -> &'static str {
     NEWLINE
 }
 
-fn set_text(s: &Set, cx: Cx, out: &mut String) -> Result<(), TextError> {
-    let loc = || format!("set {}", s.name);
-    let err = |what: String| TextError {
-        location: loc(),
-        what,
-    };
+/// A failure inside a block, with where it happened.
+struct Located {
+    location: String,
+    what: String,
+}
+
+type RL = Result<(), Located>;
+
+fn at(location: impl Into<String>) -> impl FnOnce(String) -> Located {
+    let location = location.into();
+    move |what| Located { location, what }
+}
+
+fn set_text(s: &Set, cx: Cx, out: &mut String) -> RL {
+    let here = || at(format!("set {}", s.name));
     let kind = if s.is_map() { "map" } else { "set" };
-    let _ = writeln!(out, "\t{kind} {} {{", name_text(&s.name));
+    let _ = writeln!(out, "\t{kind} {} {{", ident(&s.name).map_err(here())?);
     let _ = write!(out, "\t\ttype {}", s.key_type);
     if let Some(d) = &s.map {
         let _ = write!(out, " : {d}");
@@ -575,7 +596,7 @@ fn set_text(s: &Set, cx: Cx, out: &mut String) -> Result<(), TextError> {
     }
     for st in &s.stmts {
         out.push_str("\t\t");
-        stmt_text(st, cx, out).map_err(err)?;
+        stmt_text(st, cx, out).map_err(here())?;
         out.push('\n');
     }
     if let Some(t) = s.timeout {
@@ -585,10 +606,10 @@ fn set_text(s: &Set, cx: Cx, out: &mut String) -> Result<(), TextError> {
         let _ = writeln!(out, "\t\tgc-interval {}", time_text(t));
     }
     if let Some(c) = &s.comment {
-        let _ = writeln!(out, "\t\tcomment {}", quoted(c));
+        let _ = writeln!(out, "\t\tcomment {}", quoted(c).map_err(here())?);
     }
     if let Some((k, v)) = s.extra.iter().next() {
-        return Err(err(format!("set field {k}: {}", raw_err(v))));
+        return Err(here()(format!("set field {k}: {}", raw_err(v))));
     }
     if !s.elements.is_empty() {
         let key_ty = DType::from_names(&s.key_type.0);
@@ -603,7 +624,7 @@ fn set_text(s: &Set, cx: Cx, out: &mut String) -> Result<(), TextError> {
             if i > 0 {
                 out.push_str(elem_delim(&key_ty, &mut count));
             }
-            elem(e, &key_ty, &data_ty, cx, out).map_err(err)?;
+            elem(e, &key_ty, &data_ty, cx, out).map_err(here())?;
             count += 1;
         }
         out.push_str(" }\n");
@@ -612,18 +633,23 @@ fn set_text(s: &Set, cx: Cx, out: &mut String) -> Result<(), TextError> {
     Ok(())
 }
 
-fn chain_text(t: &Table, c: &Chain, out: &mut String) -> Result<(), TextError> {
+fn chain_text(t: &Table, c: &Chain, out: &mut String) -> RL {
     let cx = Cx { family: t.family };
-    let _ = writeln!(out, "\tchain {} {{", name_text(&c.name));
+    let here = || at(format!("chain {}", c.name));
+    let _ = writeln!(out, "\tchain {} {{", ident(&c.name).map_err(here())?);
     if let Some(b) = &c.base {
         let _ = write!(out, "\t\ttype {} hook {}", b.chain_type.as_str(), b.hook);
         match b.devices.as_slice() {
             [] => {}
             [one] => {
-                let _ = write!(out, " device {}", quoted(one));
+                let _ = write!(out, " device {}", quoted(one).map_err(here())?);
             }
             many => {
-                let list: Vec<String> = many.iter().map(|d| quoted(d)).collect();
+                let list = many
+                    .iter()
+                    .map(|d| quoted(d))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(here())?;
                 let _ = write!(out, " devices = {{ {} }}", list.join(", "));
             }
         }
@@ -638,14 +664,11 @@ fn chain_text(t: &Table, c: &Chain, out: &mut String) -> Result<(), TextError> {
         out.push('\n');
     }
     if let Some(cm) = &c.comment {
-        let _ = writeln!(out, "\t\tcomment {}", quoted(cm));
+        let _ = writeln!(out, "\t\tcomment {}", quoted(cm).map_err(here())?);
     }
     for (i, r) in c.rules.iter().enumerate() {
         out.push_str("\t\t");
-        rule_text(r, cx, out).map_err(|what| TextError {
-            location: format!("chain {} rule {}", c.name, i + 1),
-            what,
-        })?;
+        rule_text(r, cx, out).map_err(at(format!("chain {} rule {}", c.name, i + 1)))?;
         out.push('\n');
     }
     out.push_str("\t}\n");
@@ -653,17 +676,28 @@ fn chain_text(t: &Table, c: &Chain, out: &mut String) -> Result<(), TextError> {
 }
 
 fn table_text(t: &Table, out: &mut String) -> Result<(), TextError> {
-    let cx = Cx { family: t.family };
-    let wrap = |e: TextError| TextError {
+    let wrap = |e: Located| TextError {
         location: format!("table {} {} {}", t.family, t.name, e.location),
         what: e.what,
     };
-    let _ = writeln!(out, "table {} {} {{", t.family, name_text(&t.name));
+    let whole = || {
+        move |what: String| TextError {
+            location: format!("table {} {}", t.family, t.name),
+            what,
+        }
+    };
+    let cx = Cx { family: t.family };
+    let _ = writeln!(
+        out,
+        "table {} {} {{",
+        t.family,
+        ident(&t.name).map_err(whole())?
+    );
     if !t.flags.is_empty() {
         let _ = writeln!(out, "\tflags {}", t.flags.join(","));
     }
     if let Some(c) = &t.comment {
-        let _ = writeln!(out, "\tcomment {}", quoted(c));
+        let _ = writeln!(out, "\tcomment {}", quoted(c).map_err(whole())?);
     }
     let mut first = true;
     let mut sep = |out: &mut String| {
@@ -676,15 +710,24 @@ fn table_text(t: &Table, out: &mut String) -> Result<(), TextError> {
         sep(out);
         match o {
             Object::Counter(c) => {
-                let _ = writeln!(out, "\tcounter {} {{", name_text(&c.name));
+                let here = || at(format!("counter {}", c.name));
+                let _ = writeln!(
+                    out,
+                    "\tcounter {} {{",
+                    ident(&c.name).map_err(|e| wrap(here()(e)))?
+                );
                 if let Some(cm) = &c.comment {
-                    let _ = writeln!(out, "\t\tcomment {}", quoted(cm));
+                    let _ = writeln!(
+                        out,
+                        "\t\tcomment {}",
+                        quoted(cm).map_err(|e| wrap(here()(e)))?
+                    );
                 }
                 let _ = writeln!(out, "\t\tpackets {} bytes {}", c.packets, c.bytes);
                 out.push_str("\t}\n");
             }
             Object::Raw { kind, body } => {
-                return Err(wrap(TextError {
+                return Err(wrap(Located {
                     location: format!("object {kind}"),
                     what: raw_err(body),
                 }));
