@@ -7,4 +7,5 @@
 //! So far this crate holds [`wire`], our own BGP-4 codec with RFC 7606 error handling (see
 //! design.md for why we own it). Session FSM, RIB, FIB and the speaker follow.
 
+pub mod session;
 pub mod wire;
