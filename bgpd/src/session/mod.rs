@@ -64,7 +64,7 @@ pub use damping::Damping;
 pub use event::{Event, EventKind, Stop};
 pub use fsm::Fsm;
 pub use gr::{DeferralEnd, SelectionDeferral, SelectionReady};
-pub use peer::{Peer, PeerEvent, RouteRefreshError};
+pub use peer::{Peer, PeerEvent, RefreshRequestError};
 pub use timer::{TimerKind, Timers};
 
 /// Identifies one TCP connection of a peer in actions and events. Allocated by the [`Peer`]

@@ -56,7 +56,7 @@ pub enum PeerEvent {
 
 /// Why a ROUTE-REFRESH cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteRefreshError {
+pub enum RefreshRequestError {
     /// No session.
     #[error("route refresh: the session is not established")]
     NotEstablished,
@@ -214,16 +214,16 @@ impl Peer {
     }
 
     /// A ROUTE-REFRESH asking the peer to re-send its routes of `family` (RFC 2918 §3).
-    pub fn request_route_refresh(&self, family: AfiSafi) -> Result<Action, RouteRefreshError> {
+    pub fn request_route_refresh(&self, family: AfiSafi) -> Result<Action, RefreshRequestError> {
         let s = self
             .session
             .as_deref()
-            .ok_or(RouteRefreshError::NotEstablished)?;
+            .ok_or(RefreshRequestError::NotEstablished)?;
         if !s.peer_route_refresh {
-            return Err(RouteRefreshError::NotSupported);
+            return Err(RefreshRequestError::NotSupported);
         }
         if !s.families.contains(&family) {
-            return Err(RouteRefreshError::FamilyNotNegotiated { family });
+            return Err(RefreshRequestError::FamilyNotNegotiated { family });
         }
         Ok(Action::Send {
             conn: s.conn,
