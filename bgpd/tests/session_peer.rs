@@ -10,43 +10,10 @@ use bgpd::session::*;
 use bgpd::wire::*;
 use session_support::*;
 
-fn conn(c: ConnId, event: Event) -> PeerEvent {
-    PeerEvent::Conn { conn: c, event }
-}
-
-/// The connection a `Connect` or `Accept` among `acts` names.
-fn new_conn(acts: &[Action]) -> ConnId {
-    acts.iter()
-        .find_map(|a| match a {
-            Action::Connect { conn } | Action::Accept { conn } => Some(*conn),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no new connection in {acts:?}"))
-}
-
 fn states(p: &Peer) -> Vec<(ConnId, Direction, State)> {
     p.connections()
         .map(|f| (f.conn(), f.direction(), f.state()))
         .collect()
-}
-
-/// A started peer with its outgoing connection in OpenSent.
-fn outgoing_open_sent(p: &mut Peer, now: Instant) -> ConnId {
-    let c = new_conn(&p.handle(now, PeerEvent::ManualStart));
-    p.handle(now, conn(c, Event::TcpCrAcked));
-    c
-}
-
-/// Drive the outgoing connection to Established with `open` from the peer.
-fn establish(p: &mut Peer, now: Instant, open: Open) -> ConnId {
-    let c = outgoing_open_sent(p, now);
-    p.handle(now, conn(c, open_event(open)));
-    let acts = p.handle(now, conn(c, Event::KeepAliveMsg));
-    assert!(
-        acts.iter().any(|a| matches!(a, Action::Established(_))),
-        "{acts:?}"
-    );
-    c
 }
 
 fn peer(cfg: PeerConfig) -> Peer {
