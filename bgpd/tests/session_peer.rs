@@ -534,3 +534,25 @@ fn config_errors_are_refused_at_construction() {
     cfg.hold_time = 1;
     assert_eq!(Peer::new(cfg, false).unwrap_err(), ConfigError::HoldTime(1));
 }
+
+#[test]
+fn a_tcp_success_nobody_waits_for_is_ignored() {
+    // found by session_props: after its DelayOpen connection failed, an outgoing FSM in Active
+    // took a stray Tcp_CR_Acked as a new connection and later dropped the same ConnId twice
+    let now = t0();
+    let mut cfg = config();
+    cfg.delay_open = Some(secs(2));
+    let mut p = peer(cfg);
+    let c = new_conn(&p.handle(now, PeerEvent::ManualStart));
+    p.handle(now, conn(c, Event::TcpCrAcked));
+    let acts = p.handle(now, conn(c, Event::TcpConnectionFails));
+    assert_eq!(effects(&acts), [Action::Drop { conn: c }]);
+    assert_eq!(states(&p), [(c, Direction::Outgoing, State::Active)]);
+    assert!(p.handle(now, conn(c, Event::TcpCrAcked)).is_empty());
+    assert!(
+        p.handle(now, conn(c, Event::TcpConnectionConfirmed))
+            .is_empty()
+    );
+    let acts = p.handle(now, PeerEvent::ManualStop(Stop::default()));
+    assert!(!acts.contains(&Action::Drop { conn: c }), "{acts:?}");
+}

@@ -267,6 +267,10 @@ impl Fsm {
                 }
                 None
             }
+            // A TCP success counts only for the connection this FSM waits for: Tcp_CR_Acked
+            // for its own attempt, TcpConnectionConfirmed while it has none up.
+            (S::Connect | S::Active, E::TcpCrAcked) if self.tcp != Tcp::Connecting => None,
+            (S::Connect | S::Active, E::TcpConnectionConfirmed) if self.tcp == Tcp::Up => None,
             (S::Connect | S::Active, E::TcpCrAcked | E::TcpConnectionConfirmed) => {
                 self.tcp = Tcp::Up;
                 self.timers.connect_retry = None;

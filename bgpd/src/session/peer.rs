@@ -335,6 +335,9 @@ impl Peer {
         let Some(i) = self.index(id) else {
             return; // the connection is gone: a late event
         };
+        if event == Event::TcpConnectionConfirmed {
+            return; // incoming connections get a new ConnId (PeerEvent::TcpConnectionConfirmed)
+        }
         if let Event::BgpOpen(open) = &event {
             let fsm = &self.conns[i];
             let opening = fsm.state() == State::OpenSent

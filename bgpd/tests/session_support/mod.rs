@@ -235,3 +235,28 @@ pub(crate) fn establish(p: &mut Peer, now: Instant, open: Open) -> ConnId {
     );
     c
 }
+
+/// An FSM in `state`, reached by driving events at `now`.
+pub(crate) fn fsm_in(state: State, cfg: &PeerConfig, peer: &Open, now: Instant) -> Fsm {
+    let mut f = Fsm::new(ConnId(1), Direction::Outgoing, cfg, cfg.local_open(false));
+    let path: &[Event] = match state {
+        State::Idle => &[],
+        State::Connect => &[Event::ManualStart],
+        State::Active => &[Event::ManualStartWithPassiveTcpEstablishment],
+        State::OpenSent => &[Event::ManualStart, Event::TcpCrAcked],
+        State::OpenConfirm | State::Established => {
+            &[Event::ManualStart, Event::TcpCrAcked, Event::KeepAliveMsg]
+        }
+    };
+    for (i, e) in path.iter().enumerate() {
+        if i == 2 {
+            f.handle(now, open_event(peer.clone()));
+            if state == State::OpenConfirm {
+                break;
+            }
+        }
+        f.handle(now, e.clone());
+    }
+    assert_eq!(f.state(), state, "could not drive the FSM to {state}");
+    f
+}
