@@ -756,6 +756,16 @@ fn established() {
         .named("RFC 7606 treat-as-withdraw keeps the session"),
         row(
             Established,
+            update_event(attribute_discard_update()),
+            &[X::Rib(RibAction::Update(Box::new(
+                attribute_discard_update(),
+            )))],
+            Established,
+            None,
+        )
+        .named("RFC 7606 attribute discard keeps the session"),
+        row(
+            Established,
             Event::RouteRefreshMsg(RouteRefresh::new(V4)),
             &[X::Rib(RibAction::ReAdvertise(V4))],
             Established,

@@ -37,9 +37,10 @@ pub struct GracefulRestartConfig {
     /// N bit (RFC 8538): graceful restart also applies to NOTIFICATIONs and hold timer
     /// expiry; a Cease/Hard Reset (6/9) still flushes. Default true.
     pub notification: bool,
-    /// F bit for every advertised family: our forwarding state (kernel routes) survives a
-    /// restart of the process. Set it only when that is true. Default true.
-    pub forwarding_preserved: bool,
+    /// Families whose forwarding state (kernel routes) survives a restart of the process: the
+    /// F bit of each advertised family (RFC 4724 §3). List a family only when that is true,
+    /// e.g. when its routes are installed and kept. Default IPv4 and IPv6 unicast.
+    pub forwarding_preserved: Vec<AfiSafi>,
     /// Helper mode: upper bound on keeping a peer's stale routes after its session is back
     /// and before its End-of-RIB (RFC 4724 §4.2 "MAY support a (configurable) timer").
     /// Default 360 s.
@@ -51,7 +52,7 @@ impl Default for GracefulRestartConfig {
         Self {
             restart_time: 120,
             notification: true,
-            forwarding_preserved: true,
+            forwarding_preserved: vec![AfiSafi::Ipv4Unicast, AfiSafi::Ipv6Unicast],
             stale_routes_time: Duration::from_secs(360),
         }
     }
@@ -216,7 +217,7 @@ impl PeerConfig {
                     .iter()
                     .map(|f| GrFamily {
                         afi_safi: *f,
-                        forwarding_preserved: gr.forwarding_preserved,
+                        forwarding_preserved: gr.forwarding_preserved.contains(f),
                     })
                     .collect(),
             }));
@@ -322,6 +323,22 @@ mod tests {
             .unwrap();
         assert!(gr.restart_state && gr.notification && gr.restart_time == 120);
         assert!(gr.families.iter().all(|f| f.forwarding_preserved));
+        // the F bit per family
+        let mut c = cfg();
+        c.graceful_restart.as_mut().unwrap().forwarding_preserved = vec![AfiSafi::Ipv4Unicast];
+        let f: Vec<bool> = c
+            .local_open(false)
+            .capabilities()
+            .find_map(|c| match c {
+                Capability::GracefulRestart(g) => Some(g.clone()),
+                _ => None,
+            })
+            .unwrap()
+            .families
+            .iter()
+            .map(|f| f.forwarding_preserved)
+            .collect();
+        assert_eq!(f, [true, false]);
         let mut c = cfg();
         c.graceful_restart = None;
         c.local_as = 4_200_000_001;

@@ -138,6 +138,21 @@ pub(crate) fn treat_as_withdraw_update() -> Update {
     }
 }
 
+/// An UPDATE with LOCAL_PREF from an external peer: RFC 7606 §7.5 attribute discard.
+pub(crate) fn attribute_discard_update() -> Update {
+    let local_pref: &[u8] = &[0x40, 5, 4, 0, 0, 0, 100];
+    match Message::decode(
+        &update_bytes(&[ORIGIN, AS_PATH, NEXT_HOP, local_pref], NLRI),
+        &session_cx(),
+    ) {
+        Ok(Message::Update(u)) => {
+            assert_eq!(u.action(), Some(ErrorAction::AttributeDiscard));
+            u
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// An UPDATE whose attribute length overruns the message: Malformed Attribute List (3/1),
 /// session reset.
 pub(crate) fn update_error() -> DecodeError {
