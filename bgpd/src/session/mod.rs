@@ -42,6 +42,12 @@
 //!   a passive FSM connect).
 //! - A NOTIFICATION received in OpenSent is not answered with an FSM Error NOTIFICATION: the
 //!   sender closes the connection right after it (RFC 4271 §4.5).
+//! - Tcp_CR_Acked counts only while the FSM's own connection attempt is outstanding, and the
+//!   peer never hands TcpConnectionConfirmed to an existing FSM (an incoming connection gets
+//!   a new FSM, §8.2.1), so a stray TCP event cannot revive a dropped connection.
+//! - The IdleHoldTimer (RFC 4271 leaves damping open) delays our reconnects after every
+//!   failure, but refuses the peer's connections only from the second failure on: after one
+//!   failure the peer is likely restarting, and refusing it would defeat graceful restart.
 //! - A message header error in Established sends the Message Header Error NOTIFICATION of
 //!   §6.1 rather than an FSM Error; an OPEN on an Established or OpenConfirm connection is an
 //!   unexpected message (FSM Error 5/3 or 5/2, RFC 6608). Unexpected timer events send
