@@ -1,12 +1,21 @@
 //! bgpd: a BGP speaker for Kubernetes nodes.
 //!
 //! ```text
-//!   peers (TCP 179) <--bytes--> wire (codec, this crate so far) <--Message--> session FSM, RIB, FIB
+//!   peers (TCP 179) <--bytes--> wire (codec) <--Message--> session FSM
+//!                                                 │ Update
+//!                                                 v
+//!                       policy (import) ──> rib (Adj-RIB-In, Loc-RIB, decision, multipath)
+//!                                                 │ Change                │ Change
+//!                                                 v                       v
+//!                       fib (desired routes, diff → ops)    rib::adj_out (export policy,
+//!                                                            UPDATEs to each peer)
 //! ```
 //!
-//! So far this crate holds [`wire`], our own BGP-4 codec with RFC 7606 error handling (see
-//! design.md for why we own it), and [`session`], the session FSM with collision handling,
-//! damping and graceful restart as a pure state machine. RIB, FIB and the speaker follow.
+//! [`wire`] is our own BGP-4 codec with RFC 7606 error handling (see design.md for why we own
+//! it); [`session`] is the session FSM with collision handling, damping and graceful restart;
+//! [`rib`], [`policy`] and [`fib`] are pure: values in, values out, no I/O and no clock.
 
+pub mod policy;
+pub mod rib;
 pub mod session;
 pub mod wire;
