@@ -720,4 +720,4 @@ impl Rib {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
