@@ -27,7 +27,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::rib::{Change, Rib, Route};
+use crate::rib::{Change, PeerInfo, Rib, Route, RouteAttrs};
 use crate::wire::{AfiSafi, NextHop};
 
 /// `RTPROT_BGP` (linux/rtnetlink.h), printed as `proto bgp` by `ip route`.
@@ -163,31 +163,35 @@ fn is_link_local(a: IpAddr) -> bool {
     matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
-/// The next hops of a Loc-RIB entry: one per multipath member, deduplicated, sorted. An IPv6
-/// next hop uses the global address when it is on a connected network, else the link-local
-/// one over the session's interface (as zebra does for unnumbered sessions).
+/// The kernel next hop of one path. An IPv6 next hop uses the global address when it is on a
+/// connected network, else the link-local one over the session's interface (as zebra does for
+/// unnumbered sessions).
+pub fn path_next_hop(attrs: &RouteAttrs, peer: &PeerInfo, resolver: &dyn Resolve) -> FibNextHop {
+    let (gateway, ifindex) = match attrs.next_hop {
+        NextHop::Ipv4(a) => (IpAddr::V4(a), resolver.ifindex(IpAddr::V4(a))),
+        NextHop::Ipv6(v6) => {
+            let g = IpAddr::V6(v6.global);
+            match (resolver.ifindex(g), v6.link_local, peer.ifindex) {
+                _ if is_link_local(g) => (g, peer.ifindex),
+                (Some(i), _, _) => (g, Some(i)),
+                (None, Some(ll), Some(i)) => (IpAddr::V6(ll), Some(i)),
+                (None, _, _) => (g, None),
+            }
+        }
+    };
+    FibNextHop {
+        gateway,
+        ifindex,
+        weight: 1,
+    }
+}
+
+/// The next hops of a Loc-RIB entry: one per multipath member ([`path_next_hop`]),
+/// deduplicated, sorted.
 pub fn next_hops(route: &Route, resolver: &dyn Resolve) -> Vec<FibNextHop> {
     let mut out: Vec<FibNextHop> = route
         .multipath()
-        .map(|p| {
-            let (gateway, ifindex) = match p.attrs.next_hop {
-                NextHop::Ipv4(a) => (IpAddr::V4(a), resolver.ifindex(IpAddr::V4(a))),
-                NextHop::Ipv6(v6) => {
-                    let g = IpAddr::V6(v6.global);
-                    match (resolver.ifindex(g), v6.link_local, p.info.ifindex) {
-                        _ if is_link_local(g) => (g, p.info.ifindex),
-                        (Some(i), _, _) => (g, Some(i)),
-                        (None, Some(ll), Some(i)) => (IpAddr::V6(ll), Some(i)),
-                        (None, _, _) => (g, None),
-                    }
-                }
-            };
-            FibNextHop {
-                gateway,
-                ifindex,
-                weight: 1,
-            }
-        })
+        .map(|p| path_next_hop(p.attrs, p.info, resolver))
         .collect();
     out.sort();
     out.dedup();
@@ -368,29 +372,49 @@ impl FibSync {
         at_metric
     }
 
-    /// Kernel operations for a batch of Loc-RIB changes (read against the RIB's current
-    /// state, so a prefix changed twice in one batch gives one op).
+    /// Kernel operations for a batch of Loc-RIB changes, in the order the RIB returned them:
+    /// per prefix, the first change says whether the kernel had a route of ours before the
+    /// batch and the last one what it should have now (a prefix changed twice gives one op).
+    /// A single-path route takes its next hop from the change; a multipath one reads the set
+    /// from the RIB.
     pub fn apply(&mut self, rib: &Rib, changes: &[Change], resolver: &dyn Resolve) -> Vec<FibOp> {
-        // per prefix: was it installed before the batch?
-        let mut had: BTreeMap<IpNet, bool> = BTreeMap::new();
-        for c in changes {
-            had.entry(c.prefix).or_insert(c.old.is_some());
-        }
-        let mut ops = Vec::new();
-        for (prefix, had_before) in had {
-            let stale_here = self.relearn(&prefix);
-            match rib.route(prefix) {
-                Some(r) => {
-                    let route = self.cfg.route(prefix, next_hops(&r, resolver));
-                    ops.push(if had_before || stale_here {
-                        FibOp::Replace(route)
-                    } else {
-                        FibOp::Add(route)
-                    });
-                }
-                None if had_before => ops.push(FibOp::Delete(self.cfg.route(prefix, Vec::new()))),
-                None => {}
+        let mut order: Vec<usize> = (0..changes.len()).collect();
+        order.sort_by_key(|&i| changes[i].prefix); // stable: equal prefixes stay in order
+        let mut ops = Vec::with_capacity(changes.len());
+        let mut k = 0;
+        while k < order.len() {
+            let first = &changes[order[k]];
+            let mut j = k;
+            while j + 1 < order.len() && changes[order[j + 1]].prefix == first.prefix {
+                j += 1;
             }
+            let last = &changes[order[j]];
+            k = j + 1;
+            let prefix = first.prefix;
+            let had_before = first.old.is_some();
+            let stale_here = self.relearn(&prefix);
+            let next_hops = match &last.new {
+                Some(sel) if sel.multipath <= 1 => match rib.peer(sel.peer) {
+                    Some(info) => vec![path_next_hop(&sel.attrs, info, resolver)],
+                    None => continue,
+                },
+                Some(_) => match rib.route(prefix) {
+                    Some(r) => next_hops(&r, resolver),
+                    None => continue,
+                },
+                None => {
+                    if had_before {
+                        ops.push(FibOp::Delete(self.cfg.route(prefix, Vec::new())));
+                    }
+                    continue;
+                }
+            };
+            let route = self.cfg.route(prefix, next_hops);
+            ops.push(if had_before || stale_here {
+                FibOp::Replace(route)
+            } else {
+                FibOp::Add(route)
+            });
         }
         ops
     }

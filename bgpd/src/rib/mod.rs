@@ -395,8 +395,10 @@ impl Rib {
             attrs: AttrStore::default(),
             v4: Table::default(),
             v6: Table::default(),
-            scratch: Vec::new(),
-            before: Vec::new(),
+            // allocated up front, not in the middle of a load: a small long-lived allocation
+            // made after the table's nodes would keep glibc from returning their memory
+            scratch: Vec::with_capacity(16),
+            before: Vec::with_capacity(16),
         }
     }
 
@@ -491,6 +493,17 @@ impl Rib {
         changes
     }
 
+    /// An emptied `BTreeMap` keeps its root node; drop it so that a table that held a million
+    /// prefixes and lost them all holds no memory at all.
+    fn shrink_empty(&mut self) {
+        if self.v4.dests.is_empty() {
+            self.v4.dests = Default::default();
+        }
+        if self.v6.dests.is_empty() {
+            self.v6.dests = Default::default();
+        }
+    }
+
     fn apply_delta(&mut self, peer: PeerId, fam: usize, d: Delta) {
         if let Some(Some(s)) = self.peers.get_mut(peer.0 as usize) {
             s.routes[fam] = (s.routes[fam] as i64 + d.routes) as u64;
@@ -563,6 +576,7 @@ impl Rib {
         for (f, d) in deltas.into_iter().enumerate() {
             self.apply_delta(peer, f, d);
         }
+        self.shrink_empty();
         changes
     }
 
@@ -609,6 +623,7 @@ impl Rib {
         for (f, d) in deltas.into_iter().enumerate() {
             self.apply_delta(peer, f, d);
         }
+        self.shrink_empty();
         changes
     }
 
