@@ -3,13 +3,15 @@
 //! through decode → import policy → RIB → FIB ops, then withdrawn again. Prints time and
 //! memory (VmRSS and the peak VmHWM from /proc/self/status).
 //!
-//!     cargo run --release -p bgpd --example rib_load [N]          # N defaults to 1000000
+//!     cargo run --release -p bgpd --example rib_load [N] [PEERS]  # N defaults to 1000000
+//!
+//! With PEERS = 2 a second peer (same AS, another next hop) sends the same feed after the
+//! first, so every prefix ends with a two-path ECMP set.
 //!
 //! Everything stays in memory: the prefixes (from 16.0.0.0/4, which holds 2^20 /24s) are never
 //! installed anywhere. The FIB ops are produced and dropped; the kernel's own insert rate is a
 //! separate measurement (issue 9).
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -48,7 +50,7 @@ const SETS: u32 = 8;
 
 /// The feed: UPDATE messages as bytes, each with one of SETS attribute sets and as many /24s
 /// as fit in 4096 octets.
-fn feed(n: u32, cx: &EncodeCx) -> Vec<Vec<u8>> {
+fn feed(n: u32, next_hop: Ipv4Addr, cx: &EncodeCx) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let per_msg = 1000; // 4 octets per /24: 4000 octets of NLRI plus ~60 of attributes
     let mut i = 0;
@@ -59,7 +61,7 @@ fn feed(n: u32, cx: &EncodeCx) -> Vec<Vec<u8>> {
             attrs: vec![
                 PathAttr::new(Attr::Origin(Origin::Igp)),
                 PathAttr::new(Attr::AsPath(AsPath::sequence([PEER_AS, 65100 + set]))),
-                PathAttr::new(Attr::NextHop(Ipv4Addr::new(198, 18, 0, 1))),
+                PathAttr::new(Attr::NextHop(next_hop)),
                 PathAttr::new(Attr::Med(set * 10)),
                 PathAttr::new(Attr::Communities(vec![Community::new(65001, set as u16)])),
             ],
@@ -103,6 +105,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000)
         .min(1 << 20);
+    let npeers: u8 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 2);
     mem("start");
     let ecx = EncodeCx {
         four_octet_as: true,
@@ -113,54 +120,61 @@ fn main() {
         ebgp: true,
         ..DecodeCx::default()
     };
-    let msgs = feed(n, &ecx);
-    let feed_bytes: usize = msgs.iter().map(Vec::len).sum();
+    let feeds: Vec<Vec<Vec<u8>>> = (1..=npeers)
+        .map(|k| feed(n, Ipv4Addr::new(198, 18, 0, k), &ecx))
+        .collect();
+    let feed_bytes: usize = feeds.iter().flatten().map(Vec::len).sum();
     println!(
-        "feed: {n} prefixes in {} UPDATEs, {:.1} MiB",
-        msgs.len(),
+        "feed: {n} prefixes from {npeers} peer(s) in {} UPDATEs, {:.1} MiB",
+        feeds.iter().map(Vec::len).sum::<usize>(),
         feed_bytes as f64 / 1048576.0
     );
     let base = mem("feed encoded (baseline)");
 
     let mut rib = Rib::new(RibOptions::default());
-    let peer = rib
-        .add_peer(PeerInfo {
-            address: "198.18.0.1".parse().unwrap(),
-            asn: PEER_AS,
-            local_as: LOCAL_AS,
-            router_id: "198.18.0.1".parse().unwrap(),
-            ifindex: None,
+    let peers: Vec<_> = (1..=npeers)
+        .map(|k| {
+            let a = Ipv4Addr::new(198, 18, 0, k);
+            rib.add_peer(PeerInfo {
+                address: a.into(),
+                asn: PEER_AS,
+                local_as: LOCAL_AS,
+                router_id: a,
+                ifindex: None,
+            })
+            .unwrap()
         })
-        .unwrap();
+        .collect();
     let policy = ImportPolicy {
         local_as: LOCAL_AS,
         ranges: PrefixList::parse(&["16.0.0.0/4 le 24"]).unwrap(),
-        own_prefixes: BTreeSet::from(["198.18.64.0/24".parse().unwrap()])
-            .into_iter()
-            .collect(),
+        own_prefixes: vec!["198.18.64.0/24".parse().unwrap()],
         ..ImportPolicy::default()
     };
     let (mut fib, _) = FibSync::start(FibConfig::default(), &[], false);
 
     let t = Instant::now();
     let mut ops = 0usize;
-    for m in &msgs {
-        let Ok(Message::Update(u)) = Message::decode(m, &dcx) else {
-            panic!("feed message does not decode")
-        };
-        let out = rib.apply_update(peer, &u, &policy, true).unwrap();
-        ops += fib.apply(&rib, &out.changes, &()).len();
+    for (peer, msgs) in peers.iter().zip(&feeds) {
+        for m in msgs {
+            let Ok(Message::Update(u)) = Message::decode(m, &dcx) else {
+                panic!("feed message does not decode")
+            };
+            let out = rib.apply_update(*peer, &u, &policy, true).unwrap();
+            ops += fib.apply(&rib, &out.changes, &()).len();
+        }
     }
     let load = t.elapsed();
     println!(
-        "load: {n} prefixes in {:.3} s ({:.0} prefixes/s), {ops} FIB ops",
+        "load: {} paths in {:.3} s ({:.0} paths/s), {ops} FIB ops",
+        n as u64 * npeers as u64,
         load.as_secs_f64(),
-        n as f64 / load.as_secs_f64()
+        (n as u64 * npeers as u64) as f64 / load.as_secs_f64()
     );
     let s = rib.stats();
     println!(
-        "rib: {} prefixes, {} paths, {} attribute sets",
-        s.ipv4_prefixes, s.paths, s.attr_sets
+        "rib: {} prefixes, {} paths, {} attribute sets, {} multi-path destinations",
+        s.ipv4_prefixes, s.paths, s.attr_sets, s.multi_path_slots
     );
     let loaded = mem("loaded");
     println!(
@@ -171,17 +185,19 @@ fn main() {
     let w = withdrawals(n, &ecx);
     let t = Instant::now();
     let mut ops = 0usize;
-    for m in &w {
-        let Ok(Message::Update(u)) = Message::decode(m, &dcx) else {
-            panic!("withdrawal does not decode")
-        };
-        let out = rib.apply_update(peer, &u, &policy, true).unwrap();
-        ops += fib.apply(&rib, &out.changes, &()).len();
+    for peer in &peers {
+        for m in &w {
+            let Ok(Message::Update(u)) = Message::decode(m, &dcx) else {
+                panic!("withdrawal does not decode")
+            };
+            let out = rib.apply_update(*peer, &u, &policy, true).unwrap();
+            ops += fib.apply(&rib, &out.changes, &()).len();
+        }
     }
     let unload = t.elapsed();
     drop(w);
     println!(
-        "withdraw: {n} prefixes in {:.3} s, {ops} FIB ops",
+        "withdraw: {n} prefixes from each peer in {:.3} s, {ops} FIB ops",
         unload.as_secs_f64()
     );
     let s = rib.stats();
