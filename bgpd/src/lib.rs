@@ -12,7 +12,6 @@
 //! ```
 //!
 //! [`wire`] is our own BGP-4 codec with RFC 7606 error handling (see design.md for why we own
-//! [`wire`] is our own BGP-4 codec with RFC 7606 error handling (see design.md for why we own
 //! it); [`session`] is the session FSM with collision handling, damping and graceful restart;
 //! [`rib`], [`policy`] and [`fib`] are pure: values in, values out, no I/O and no clock.
 
