@@ -14,10 +14,12 @@
 //! text form; diag parses live dumps into them and explains packets; the tests trace packets
 //! through what kube-proxy-rs rendered. Nothing here touches the kernel, a socket or a process.
 
+pub mod conntrack;
 pub mod ipset;
 pub mod iptables;
 pub mod netfilter;
 pub mod nft;
+pub mod node;
 pub mod packet;
 pub mod route;
 
