@@ -22,5 +22,6 @@ pub mod nft;
 pub mod node;
 pub mod packet;
 pub mod route;
+pub mod trace;
 
 pub use packet::{CtState, Family, Packet, Protocol};

@@ -113,7 +113,7 @@ impl fmt::Display for AddrType {
 
 /// The reverse-path filter mode (`net.ipv4.conf.{all,IFACE}.rp_filter`; the kernel uses the
 /// larger of the two values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RpFilter {
     /// 0: no source validation (beyond the martian local-source check).
