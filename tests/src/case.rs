@@ -155,6 +155,11 @@ pub struct Case {
     pub send: Send,
     /// The verdict kinds the tracer must give (`forwarded`, `rejected`, ...); empty: any.
     pub want: Vec<&'static str>,
+    /// Rules loaded first, with one request sent (at the fixed source port) before the case's
+    /// own rules replace them: leaves a conntrack entry behind.
+    pub warmup: Vec<Rules>,
+    /// A fixed source port for every request (else a fresh one each time).
+    pub sport: Option<u16>,
 }
 
 impl Case {
@@ -167,7 +172,21 @@ impl Case {
             setup: Vec::new(),
             send,
             want: Vec::new(),
+            warmup: Vec::new(),
+            sport: None,
         }
+    }
+
+    /// Loads `text` first and sends the request once at source port `sport`, then replaces
+    /// the rules with the case's own (the conntrack entry stays).
+    pub fn warmup(mut self, backend: Backend, text: &str, sport: u16) -> Case {
+        self.warmup.push(Rules {
+            backend,
+            family: Family::of(&self.send.dst),
+            text: text.to_string(),
+        });
+        self.sport = Some(sport);
+        self
     }
 
     /// Loads `text` with `backend` for the family of the destination.
@@ -305,7 +324,15 @@ impl<'l> Runner<'l> {
             let f = self.write(&case.ipsets)?;
             self.dut_sh(&format!("ipset restore -f {f}"))?;
         }
-        for r in &case.rules {
+        if !case.warmup.is_empty() {
+            self.restore(&case.warmup)?;
+            let _ = self.send(&case.send, case.sport.unwrap_or(20000));
+        }
+        self.restore(&case.rules)
+    }
+
+    fn restore(&self, rules: &[Rules]) -> Result<(), String> {
+        for r in rules {
             let f = self.write(&r.text)?;
             self.dut_sh(&format!("{}-restore {f}", r.backend.command(r.family)))?;
         }
@@ -398,7 +425,7 @@ impl<'l> Runner<'l> {
             Ok(c) => c,
             Err(e) => return Err((e.to_string(), undo)),
         };
-        let pkt = match self.packet(&case.send, self.sport.get()) {
+        let pkt = match self.packet(&case.send, case.sport.unwrap_or(self.sport.get())) {
             Ok(p) => p,
             Err(e) => return Err((e, undo)),
         };
@@ -446,7 +473,7 @@ impl<'l> Runner<'l> {
         let predicted = expect(self.lab, t, case.send.proto, local);
         let seen: Vec<Observed> = (0..case.send.repeats.max(1))
             .map(|_| {
-                let sp = self.next_sport();
+                let sp = case.sport.unwrap_or_else(|| self.next_sport());
                 self.send(&case.send, sp)
             })
             .collect();

@@ -12,6 +12,7 @@
 
 pub mod capture;
 pub mod case;
+pub mod kube;
 pub mod outcome;
 pub mod probe;
 pub mod topo;

@@ -9,7 +9,7 @@
 //!   Forwarded, next hop does not       ->    Timeout (a plain host drops it)
 //!   Rejected --reject-with X           ->    Refused / HostUnreachable / NetUnreachable / Prohibited
 //!   Dropped (rule, policy, conntrack)  ->    Timeout; sent by the DUT itself: Prohibited (EPERM)
-//!   NoRoute / unreachable / prohibit   ->    NetUnreachable / HostUnreachable / Prohibited
+//!   NoRoute / unreachable / prohibit   ->    NetUnreachable / HostUnreachable (IPv6: Net...) / Prohibited
 //!   blackhole route                    ->    Timeout; sent by the DUT itself: Blackhole (EINVAL)
 //!   rp_filter, forwarding off, martian ->    Timeout
 //!   MtuExceeded                        ->    FragNeeded (EMSGSIZE from the ICMP error)
@@ -126,6 +126,7 @@ pub fn expect_verdict(
     local: bool,
 ) -> Observed {
     let tcp = matches!(proto, Proto::Tcp | Proto::SynAck);
+    let v6 = final_src.is_ipv6();
     let at_host = |host: &str, port: u16| match proto {
         Proto::Ping => Observed::EchoReply,
         Proto::SynAck => Observed::Refused { icmp: false },
@@ -171,7 +172,9 @@ pub fn expect_verdict(
             }
         }
         Verdict::NoRoute { .. } => Observed::NetUnreachable { icmp: !local },
-        Verdict::RouteUnreachable { cause } if cause.starts_with("rule") => {
+        // IPv6 answers an unreachable route with ICMPv6 "no route" (ENETUNREACH); IPv4 with
+        // host unreachable for a route, net unreachable for a rule.
+        Verdict::RouteUnreachable { cause } if cause.starts_with("rule") || v6 => {
             Observed::NetUnreachable { icmp: !local }
         }
         Verdict::RouteUnreachable { .. } => Observed::HostUnreachable { icmp: !local },

@@ -9,6 +9,8 @@
 //!                                                  eth2 198.18.2.1 ── ext2 198.18.2.2, lo 198.19.255.10
 //!                                                  cali… ── ep1 198.18.65.2, ep2 .3, ep3 .4 (pods)
 //! ```
+//! The DUT routes the service ranges 198.19.0.0/16 and 2001:db8:19::/64 to ext1 (as a default
+//! route would).
 //! Echo servers answer with their host's name and the client address they saw: pods and the
 //! ext hosts on TCP 80, 8080 and UDP 53, 5353; the DUT itself on TCP 80 and UDP 53. The DUT
 //! routes 198.19.255.10 (and 2001:db8:ff::10) to ext1; cases add routes and rules to send it
@@ -24,6 +26,10 @@ use lab::{EchoServer, EchoSpec, Host, Lab};
 pub const ANYCAST4: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 10);
 /// The IPv6 shared address.
 pub const ANYCAST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x10);
+/// The ClusterIP range, routed by the DUT to ext1.
+pub const SERVICES4: &str = "198.19.0.0/16";
+/// The IPv6 service range, routed by the DUT to ext1.
+pub const SERVICES6: &str = "2001:db8:19::/64";
 /// An extra client source address, routed back by the DUT over link3 (not the segment).
 pub const CLIENT_ALT4: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 1);
 
@@ -131,6 +137,9 @@ impl DutLab {
         dut.add_route(&format!("{ANYCAST4}/32 via {}", v4(&l1.b)))?;
         dut.add_route(&format!("{ANYCAST6}/128 via {}", v6(&l1.b)))?;
         dut.add_route(&format!("{CLIENT_ALT4}/32 via {}", v4(&l3.b)))?;
+        // Service ranges are routed somewhere (a node's default route would do it).
+        dut.add_route(&format!("{SERVICES4} via {}", v4(&l1.b)))?;
+        dut.add_route(&format!("{SERVICES6} via {}", v6(&l1.b)))?;
         let mut ifs = BTreeMap::new();
         ifs.insert("net".to_string(), dut.iface_on(&net)?.name);
         ifs.insert("ext1".to_string(), l1.a.name.clone());
