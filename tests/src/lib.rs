@@ -5,13 +5,14 @@
 //!   case::Case          rules + routes + sysctls + one request
 //!   case::Runner        load into the DUT -> capture::capture (live state -> NodeState)
 //!                       -> dataplane::trace -> outcome::expect  ==?  send -> outcome::classify
-//!   gen                 proptest strategies: small random rulesets and packets
+//!   generate              proptest strategies: small random rulesets and packets
 //! ```
 //! Every namespace belongs to the lab and is removed when it is dropped, also on panic.
 //! Needs root (the tests say so and fail clearly without it).
 
 pub mod capture;
 pub mod case;
+pub mod generate;
 pub mod kube;
 pub mod outcome;
 pub mod probe;
