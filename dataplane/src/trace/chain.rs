@@ -3,12 +3,12 @@
 //! user chain) pops it; a built-in chain that returns applies its policy.
 //!
 //! ```text
-//!   walk(chain, from rule i, path)
+//!   cursor { path, chain, rule i, return points } -- work list of cursors, no recursion
 //!     rule matches with probability p < 1 (statistic): fork
-//!         (1-p) -> walk(chain, i+1, copy)          "not taken"
+//!         (1-p) -> a copy of the cursor at i+1              "not taken"
 //!         p     -> apply the target
-//!     -j X: walk(X) ; each path that returns continues at i+1, the others end
-//!     -g X: walk(X) ; each path that returns, returns from this chain
+//!     -j X: push (chain, i+1), continue at X[0]      -g X: continue at X[0], push nothing
+//!     RETURN / end of a user chain: pop a return point (none left: the built-in's policy)
 //!     MARK / CONNMARK / LOG / CT / NOTRACK: change the path, go on with i+1
 //!     ACCEPT / DROP / REJECT / DNAT / SNAT / MASQUERADE / REDIRECT: end the chain walk
 //! ```
@@ -36,8 +36,11 @@ pub(crate) enum End {
     Stop,
 }
 
-/// Nesting bound: deeper means a loop the kernel would have refused.
+/// Nesting bound: deeper means a loop the kernel would have refused at load time.
 const MAX_DEPTH: usize = 128;
+
+/// Bound on chain entries (jumps and gotos) along one path, which catches `-g` loops.
+const MAX_ENTRIES: usize = 4096;
 
 /// Unknown targets that only log or tweak fields this model does not look at.
 const CONTINUING: &[&str] = &[
@@ -66,9 +69,23 @@ const CONTINUING: &[&str] = &[
 /// Unknown targets that only log.
 const LOGGING: &[&str] = &["LOG", "NFLOG", "ULOG", "AUDIT", "TRACE"];
 
+/// Where one path is in the walk: the chain and rule it is at and its return points
+/// (`-j` pushes one, `-g` does not), as `ipt_do_table`'s jump stack.
+#[derive(Clone)]
+struct Cursor<'t> {
+    st: PathState,
+    chain: &'t Chain,
+    i: usize,
+    stack: Vec<(&'t Chain, usize)>,
+    entries: usize,
+}
+
+/// What a rule's target did to a cursor.
 enum Flow {
-    Next(Box<PathState>),
-    Done,
+    /// Go on with the rule the cursor now points at.
+    Next,
+    /// The walk of this path ended this way (`Stop`: the path has its verdict).
+    End(End),
 }
 
 impl IptablesTable<'_> {
@@ -111,123 +128,139 @@ impl IptablesTable<'_> {
         }
     }
 
-    /// Walks `chain` from rule `start`, pushing every path's end onto `out`.
-    #[allow(clippy::too_many_arguments)]
+    /// Walks the built-in chain `chain` for `st`, pushing every path's end onto `out`.
     pub(crate) fn walk(
         &self,
         tr: &Tracer<'_>,
         hook: Hook,
         chain: &Chain,
-        start: usize,
-        mut st: PathState,
-        depth: usize,
+        st: PathState,
         out: &mut Vec<(PathState, End)>,
     ) {
-        if depth > MAX_DEPTH {
-            st.finish(Verdict::NotModelled {
-                stage: self.stage(hook),
-                what: format!(
-                    "chains nested deeper than {MAX_DEPTH} at {} (a loop?)",
-                    chain.name
-                ),
-            });
-            out.push((st, End::Stop));
-            return;
+        let mut work = vec![Cursor {
+            st,
+            chain,
+            i: 0,
+            stack: Vec::new(),
+            entries: 0,
+        }];
+        while let Some(c) = work.pop() {
+            self.run_cursor(tr, hook, c, &mut work, out);
         }
-        let mut i = start;
-        while i < chain.rules.len() {
-            let rule = &chain.rules[i];
+    }
+
+    /// Runs one cursor until its path ends or forks (forks are pushed onto `work`).
+    fn run_cursor<'t>(
+        &'t self,
+        tr: &Tracer<'_>,
+        hook: Hook,
+        mut c: Cursor<'t>,
+        work: &mut Vec<Cursor<'t>>,
+        out: &mut Vec<(PathState, End)>,
+    ) {
+        loop {
+            if c.i >= c.chain.rules.len() {
+                if !self.table.is_builtin(&c.chain.name) {
+                    let step = self.step(hook, c.chain, None, None, Effect::EndOfChain);
+                    c.st.steps.push(step);
+                }
+                match c.stack.pop() {
+                    Some((chain, i)) => {
+                        c.chain = chain;
+                        c.i = i;
+                        continue;
+                    }
+                    None => {
+                        out.push((c.st, End::Return));
+                        return;
+                    }
+                }
+            }
+            let rule = &c.chain.rules[c.i];
             let outcome = {
-                let env = tr.env(&st, hook);
-                rule.eval(&st.pkt, &env)
+                let env = tr.env(&c.st, hook);
+                rule.eval(&c.st.pkt, &env)
             };
             if !outcome.assumptions.is_empty() {
-                let r = self.rule_ref(chain, i);
+                let r = self.rule_ref(c.chain, c.i);
                 for a in &outcome.assumptions {
                     tr.assume_match(&self.stage(hook), &r, a);
                 }
             }
             if !outcome.matches {
-                i += 1;
+                c.i += 1;
                 continue;
             }
             let mut taken = None;
             let p = outcome.probability;
             if p < 1.0 {
-                let not_taken = |s: &mut PathState| {
-                    s.steps.push(self.step(
+                let not_taken = |c: &mut Cursor<'_>| {
+                    let step = self.step(
                         hook,
-                        chain,
-                        Some(self.rule_ref(chain, i)),
+                        c.chain,
+                        Some(self.rule_ref(c.chain, c.i)),
                         None,
                         Effect::BranchNotTaken {
                             probability: 1.0 - p,
                         },
-                    ));
+                    );
+                    c.st.steps.push(step);
+                    c.i += 1;
                 };
                 if tr.try_fork() {
-                    let mut alt = st.clone();
-                    alt.prob *= 1.0 - p;
+                    let mut alt = c.clone();
+                    alt.st.prob *= 1.0 - p;
                     not_taken(&mut alt);
-                    self.walk(tr, hook, chain, i + 1, alt, depth, out);
-                    st.prob *= p;
+                    work.push(alt);
+                    c.st.prob *= p;
                     taken = Some(p);
                 } else if p >= 0.5 {
-                    tr.unexplored(st.prob * (1.0 - p));
-                    st.prob *= p;
+                    tr.unexplored(c.st.prob * (1.0 - p));
+                    c.st.prob *= p;
                     taken = Some(p);
                 } else {
-                    tr.unexplored(st.prob * p);
-                    st.prob *= 1.0 - p;
-                    not_taken(&mut st);
-                    i += 1;
+                    tr.unexplored(c.st.prob * p);
+                    c.st.prob *= 1.0 - p;
+                    not_taken(&mut c);
                     continue;
                 }
             }
-            match self.apply(tr, hook, chain, i, rule, taken, st, depth, out) {
-                Flow::Next(s) => {
-                    st = *s;
-                    i += 1;
+            match self.apply(tr, hook, rule, taken, &mut c) {
+                Flow::Next => {}
+                Flow::End(end) => {
+                    out.push((c.st, end));
+                    return;
                 }
-                Flow::Done => return,
             }
         }
-        if !self.table.is_builtin(&chain.name) {
-            st.steps
-                .push(self.step(hook, chain, None, None, Effect::EndOfChain));
-        }
-        out.push((st, End::Return));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &self,
+    /// Applies the target of the matching rule at the cursor.
+    fn apply<'t>(
+        &'t self,
         tr: &Tracer<'_>,
         hook: Hook,
-        chain: &Chain,
-        i: usize,
         rule: &Rule,
         taken: Option<f64>,
-        mut st: PathState,
-        depth: usize,
-        out: &mut Vec<(PathState, End)>,
+        c: &mut Cursor<'t>,
     ) -> Flow {
-        let rref = self.rule_ref(chain, i);
+        let rref = self.rule_ref(c.chain, c.i);
+        let chain = c.chain;
         let step = |effect: Effect| self.step(hook, chain, Some(rref.clone()), taken, effect);
-        let stop = |mut s: PathState, v: Verdict, out: &mut Vec<(PathState, End)>| {
-            s.finish(v);
-            out.push((s, End::Stop));
-            Flow::Done
+        let stop = |st: &mut PathState, v: Verdict| {
+            st.finish(v);
+            Flow::End(End::Stop)
         };
+        let st = &mut c.st;
         let Some(target) = &rule.target else {
             st.steps.push(step(Effect::Counted));
-            return Flow::Next(Box::new(st));
+            c.i += 1;
+            return Flow::Next;
         };
         match target {
             Target::Accept => {
                 st.steps.push(step(Effect::Accept));
-                out.push((st, End::Accept));
-                Flow::Done
+                Flow::End(End::Accept)
             }
             Target::Drop => {
                 st.steps.push(step(Effect::Drop));
@@ -237,7 +270,6 @@ impl IptablesTable<'_> {
                         by: Culprit::Rule { rule: rref.clone() },
                         reason: DropReason::NetfilterDrop,
                     },
-                    out,
                 )
             }
             Target::Reject(r) => {
@@ -253,13 +285,18 @@ impl IptablesTable<'_> {
                         by: rref.clone(),
                         with,
                     },
-                    out,
                 )
             }
             Target::Return => {
                 st.steps.push(step(Effect::Return));
-                out.push((st, End::Return));
-                Flow::Done
+                match c.stack.pop() {
+                    Some((ch, i)) => {
+                        c.chain = ch;
+                        c.i = i;
+                        Flow::Next
+                    }
+                    None => Flow::End(End::Return),
+                }
             }
             Target::Jump(name) | Target::Goto(name) => {
                 let goto = matches!(target, Target::Goto(_));
@@ -270,9 +307,22 @@ impl IptablesTable<'_> {
                             stage: self.stage(hook),
                             what: format!("{} jumps to missing chain {name}", rref.text),
                         },
-                        out,
                     );
                 };
+                c.entries += 1;
+                if c.stack.len() >= MAX_DEPTH || c.entries > MAX_ENTRIES {
+                    return stop(
+                        st,
+                        Verdict::NotModelled {
+                            stage: self.stage(hook),
+                            what: format!(
+                                "chains nested deeper than {MAX_DEPTH} or entered more than \
+                                 {MAX_ENTRIES} times at {} (a loop?)",
+                                rref.text
+                            ),
+                        },
+                    );
+                }
                 st.steps.push(step(if goto {
                     Effect::Goto {
                         chain: name.clone(),
@@ -282,25 +332,21 @@ impl IptablesTable<'_> {
                         chain: name.clone(),
                     }
                 }));
-                let mut sub_out = Vec::new();
-                self.walk(tr, hook, sub, 0, st, depth + 1, &mut sub_out);
-                for (s, end) in sub_out {
-                    if end == End::Return && !goto {
-                        self.walk(tr, hook, chain, i + 1, s, depth, out);
-                    } else {
-                        out.push((s, end));
-                    }
+                if !goto {
+                    c.stack.push((c.chain, c.i + 1));
                 }
-                Flow::Done
+                c.chain = sub;
+                c.i = 0;
+                Flow::Next
             }
             Target::Dnat(_) | Target::Snat(_) | Target::Masquerade(_) | Target::Redirect(_) => {
-                match nat::apply_target(tr, hook, target, self.family, &mut st) {
+                match nat::apply_target(tr, hook, target, self.family, st) {
                     Ok((effect, notes)) => {
                         for (code, text) in notes {
                             tr.assume(code, &self.stage(hook), Some(&rref), text);
                         }
                         st.steps.push(step(effect));
-                        out.push((st, End::Accept));
+                        Flow::End(End::Accept)
                     }
                     Err(why) => {
                         st.steps.push(step(Effect::Drop));
@@ -310,14 +356,15 @@ impl IptablesTable<'_> {
                             Some(&rref),
                             why,
                         );
-                        st.finish(Verdict::Dropped {
-                            by: Culprit::Rule { rule: rref.clone() },
-                            reason: DropReason::NetfilterDrop,
-                        });
-                        out.push((st, End::Stop));
+                        stop(
+                            st,
+                            Verdict::Dropped {
+                                by: Culprit::Rule { rule: rref.clone() },
+                                reason: DropReason::NetfilterDrop,
+                            },
+                        )
                     }
                 }
-                Flow::Done
             }
             Target::Mark(m) => {
                 let old = st.pkt.mark;
@@ -326,16 +373,18 @@ impl IptablesTable<'_> {
                     old,
                     new: st.pkt.mark,
                 }));
-                Flow::Next(Box::new(st))
+                c.i += 1;
+                Flow::Next
             }
-            Target::Connmark(c) => {
+            Target::Connmark(cm) => {
                 if !st.ct.nat_capable() {
                     st.steps.push(step(Effect::Continue {
                         target: "CONNMARK (packet not tracked: no effect)".to_string(),
                     }));
-                    return Flow::Next(Box::new(st));
+                    c.i += 1;
+                    return Flow::Next;
                 }
-                match *c {
+                match *cm {
                     Connmark::Set(op) => {
                         let old = st.ct.mark;
                         st.ct.mark = op.apply(old);
@@ -363,11 +412,13 @@ impl IptablesTable<'_> {
                         }));
                     }
                 }
-                Flow::Next(Box::new(st))
+                c.i += 1;
+                Flow::Next
             }
             Target::Log(_) | Target::Trace => {
                 st.steps.push(step(Effect::Log));
-                Flow::Next(Box::new(st))
+                c.i += 1;
+                Flow::Next
             }
             Target::Notrack | Target::Ct { notrack: true, .. } => {
                 if let Target::Ct { zone: Some(z), .. } = target {
@@ -378,7 +429,8 @@ impl IptablesTable<'_> {
                     st.pkt.ct_state = crate::packet::CtState::Untracked;
                 }
                 st.steps.push(step(Effect::NoTrack));
-                Flow::Next(Box::new(st))
+                c.i += 1;
+                Flow::Next
             }
             Target::Ct { zone, .. } => {
                 if let Some(z) = zone
@@ -389,7 +441,8 @@ impl IptablesTable<'_> {
                 st.steps.push(step(Effect::CtZone {
                     zone: zone.unwrap_or(0),
                 }));
-                Flow::Next(Box::new(st))
+                c.i += 1;
+                Flow::Next
             }
             Target::Queue => stop(
                 st,
@@ -397,12 +450,12 @@ impl IptablesTable<'_> {
                     stage: self.stage(hook),
                     what: format!("{} queues the packet to user space", rref.text),
                 },
-                out,
             ),
             Target::Unknown { name, .. } => {
                 if LOGGING.contains(&name.as_str()) {
                     st.steps.push(step(Effect::Log));
-                    Flow::Next(Box::new(st))
+                    c.i += 1;
+                    Flow::Next
                 } else if CONTINUING.contains(&name.as_str()) {
                     tr.assume(
                         AssumptionCode::UnknownTarget,
@@ -416,7 +469,8 @@ impl IptablesTable<'_> {
                     st.steps.push(step(Effect::Continue {
                         target: name.clone(),
                     }));
-                    Flow::Next(Box::new(st))
+                    c.i += 1;
+                    Flow::Next
                 } else {
                     stop(
                         st,
@@ -424,7 +478,6 @@ impl IptablesTable<'_> {
                             stage: self.stage(hook),
                             what: format!("target {name} ({})", rref.text),
                         },
-                        out,
                     )
                 }
             }

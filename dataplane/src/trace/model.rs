@@ -85,7 +85,7 @@ pub struct RejectKind {
 
 /// What a step did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "effect", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Effect {
     /// `-j CHAIN`.
     Jump {
@@ -231,8 +231,7 @@ pub struct Step {
     pub rule: Option<RuleRef>,
     /// The probability with which this rule matched (`statistic`), when below 1.
     pub probability: Option<f64>,
-    /// What happened.
-    #[serde(flatten)]
+    /// What happened (JSON: `{"kind": "jump", "chain": ...}`).
     pub effect: Effect,
 }
 

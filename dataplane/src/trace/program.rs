@@ -122,7 +122,7 @@ impl Program for IptablesTable<'_> {
             return vec![st];
         };
         let mut out = Vec::new();
-        self.walk(tr, hook, chain, 0, st, 0, &mut out);
+        self.walk(tr, hook, chain, st, &mut out);
         let stage = format!("{}/{}", self.table.name, hook.name());
         out.into_iter()
             .map(|(mut s, end)| {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod node;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
