@@ -1,13 +1,14 @@
 //! The Linux data plane as data.
 //!
 //! ```text
-//!   iptables-save / ipset save / ip -j ... / nft -j / ipvsadm -Sn   (text from a node)
+//!   iptables-save / ipset save / ip -j ... / sysctl / conntrack -L / nft -j   (text from a node)
 //!        | parse                                        ^ emit
 //!        v                                              |
-//!   typed models: iptables::Ruleset, ipset::Sets, nft::Ruleset, route::RouteState, ...
+//!   typed models: iptables::Ruleset, ipset::Sets, nft::Ruleset, route::RouteState,
+//!                 node::Sysctls, conntrack::Conntrack  --> node::NodeState (all of one node)
 //!        |
 //!        v
-//!   trace(&NodeState, &Packet) -> Trace { steps, verdict, assumptions }
+//!   trace::trace(&NodeState, &Packet) -> Trace { paths: [{ steps, verdict }], assumptions }
 //! ```
 //!
 //! Three users share this crate: kube-proxy-rs renders into these models and writes their

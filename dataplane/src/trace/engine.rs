@@ -96,7 +96,8 @@ impl<'a> Tracer<'a> {
             } else {
                 None
             },
-            ct: st.ct.info(),
+            ct: &st.ct,
+            ct_info: std::cell::OnceCell::new(),
             routes_known: self.routes_known,
         }
     }

@@ -3,6 +3,7 @@
 //! membership, the conntrack entry, the sending socket; and the answers to assumptions the
 //! caller fixed in [`TraceOptions`](super::TraceOptions).
 
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use crate::iptables::{AddrTypes, Assumption, AssumptionKind, CtInfo, MatchEnv, SetKeyPart};
@@ -10,6 +11,7 @@ use crate::node::NodeState;
 use crate::route::AddrType;
 
 use super::TraceOptions;
+use super::state::Ct;
 
 /// The env of one rule evaluation.
 pub(crate) struct Env<'a> {
@@ -17,8 +19,10 @@ pub(crate) struct Env<'a> {
     pub(crate) opts: &'a TraceOptions,
     /// Output interface (FORWARD, OUTPUT, POSTROUTING); `None` before routing and in INPUT.
     pub(crate) out_dev: Option<&'a str>,
-    /// The connection, when the packet is tracked.
-    pub(crate) ct: Option<CtInfo>,
+    /// The path's conntrack view.
+    pub(crate) ct: &'a Ct,
+    /// What `-m conntrack` sees, built on first use.
+    pub(crate) ct_info: OnceCell<Option<CtInfo>>,
     /// Whether the routing state knows any interface (else address types are guessed).
     pub(crate) routes_known: bool,
 }
@@ -78,7 +82,7 @@ impl MatchEnv for Env<'_> {
     }
 
     fn conntrack(&self) -> Option<&CtInfo> {
-        self.ct.as_ref()
+        self.ct_info.get_or_init(|| self.ct.info()).as_ref()
     }
 
     fn socket_owner(&self) -> Option<(u32, u32)> {
