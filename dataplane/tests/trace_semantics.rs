@@ -608,9 +608,11 @@ fn forwarding_is_per_input_device() {
     let t = trace(&node, &p);
     assert_eq!(
         t.paths[0].verdict.drop_reason(),
-        Some(DropReason::Ipv6Disabled),
+        Some(DropReason::IpInAddrErrors),
         "{t}"
     );
+    assert!(matches!(&t.paths[0].verdict,
+        Verdict::ForwardingDisabled { sysctl, .. } if sysctl == "net.ipv6.conf.all.forwarding"));
 }
 
 #[test]

@@ -47,11 +47,10 @@
 //! |---|---|
 //! | `NETFILTER_DROP` | a DROP rule, a DROP policy, a REJECT, a NAT target without an address, conntrack table full |
 //! | `IP_OUTNOROUTES` | no route for a locally sent packet |
-//! | `IP_INNOROUTES` | no route for a received packet (ICMP net unreachable) |
-//! | `IP_INADDRERRORS` | `unreachable` route (ICMP host unreachable); forwarding off on the input device |
+//! | `IP_INNOROUTES` | no route (or an `unreachable` rule) for a received packet (ICMP net unreachable) |
+//! | `IP_INADDRERRORS` | `unreachable` route (ICMP host unreachable); forwarding off (IPv4: the input device's `forwarding`, IPv6: `conf.all.forwarding`) |
 //! | `IP_RPFILTER` | reverse-path filter |
 //! | `PKT_TOO_BIG` | bigger than the output MTU with DF set (ICMP fragmentation needed) |
-//! | `IPV6DISABLED` | `net.ipv6.conf.all.forwarding` = 0 |
 //! | `IP_INVALID_SOURCE`, `IP_LOCAL_SOURCE`, `IP_INVALID_DEST`, `IP_LOCALNET` | martians |
 //! | `NOT_SPECIFIED` | `blackhole` and `prohibit` routes (the kernel gives no specific reason) |
 //!

@@ -247,7 +247,8 @@ pub enum DropReason {
     /// No route for a received packet (`IP_INNOROUTES`).
     #[serde(rename = "IP_INNOROUTES")]
     IpInNoRoutes,
-    /// Host unreachable / forwarding disabled on input (`IP_INADDRERRORS`).
+    /// Host unreachable, or forwarding disabled (IPv4 on the input device, IPv6 for all), on
+    /// input (`IP_INADDRERRORS`).
     #[serde(rename = "IP_INADDRERRORS")]
     IpInAddrErrors,
     /// Reverse-path filter (`IP_RPFILTER`).
@@ -256,9 +257,6 @@ pub enum DropReason {
     /// Bigger than the output MTU with DF set (`PKT_TOO_BIG`).
     #[serde(rename = "PKT_TOO_BIG")]
     PktTooBig,
-    /// IPv6 forwarding off (`IPV6DISABLED`).
-    #[serde(rename = "IPV6DISABLED")]
-    Ipv6Disabled,
     /// Martian source (`IP_INVALID_SOURCE`).
     #[serde(rename = "IP_INVALID_SOURCE")]
     IpInvalidSource,
@@ -286,7 +284,6 @@ impl DropReason {
             DropReason::IpInAddrErrors => "IP_INADDRERRORS",
             DropReason::IpRpFilter => "IP_RPFILTER",
             DropReason::PktTooBig => "PKT_TOO_BIG",
-            DropReason::Ipv6Disabled => "IPV6DISABLED",
             DropReason::IpInvalidSource => "IP_INVALID_SOURCE",
             DropReason::IpLocalSource => "IP_LOCAL_SOURCE",
             DropReason::IpInvalidDest => "IP_INVALID_DEST",
@@ -455,11 +452,12 @@ impl Verdict {
             Verdict::RouteBlackhole { .. } | Verdict::RouteProhibit { .. } => {
                 DropReason::NotSpecified
             }
+            // an `unreachable` rule answers ENETUNREACH, a route EHOSTUNREACH (ip_error)
+            Verdict::RouteUnreachable { cause } if cause.starts_with("rule") => {
+                DropReason::IpInNoRoutes
+            }
             Verdict::RouteUnreachable { .. } => DropReason::IpInAddrErrors,
             Verdict::RpFilter { .. } => DropReason::IpRpFilter,
-            Verdict::ForwardingDisabled { sysctl, .. } if sysctl.starts_with("net.ipv6") => {
-                DropReason::Ipv6Disabled
-            }
             Verdict::ForwardingDisabled { .. } => DropReason::IpInAddrErrors,
             Verdict::MtuExceeded { .. } => DropReason::PktTooBig,
             Verdict::Martian { drop_reason, .. } => *drop_reason,
