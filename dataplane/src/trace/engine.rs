@@ -149,6 +149,9 @@ impl<'a> Tracer<'a> {
             AssumptionKind::AddrType { .. } => AssumptionCode::AddrType,
             AssumptionKind::Ipset { .. } => AssumptionCode::IpsetUnknown,
             AssumptionKind::UnknownMatch => AssumptionCode::UnknownMatch,
+            AssumptionKind::NftSet { .. } => AssumptionCode::IpsetUnknown,
+            AssumptionKind::Route { .. } => AssumptionCode::Route,
+            AssumptionKind::Quota => AssumptionCode::RateLimit,
         };
         let mut text = a.to_string();
         if let AssumptionKind::RecentHistory { list } = &a.kind
