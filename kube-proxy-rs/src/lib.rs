@@ -9,10 +9,12 @@
 //! ```
 //!
 //! This crate holds the pure service model ([`model`]), upstream's chain names ([`names`]),
-//! the command line and `KubeProxyConfiguration` ([`config`]) and the manifest file source
-//! ([`source`]). Render, apply, sync and the API watchers are built on top of these.
+//! the command line and `KubeProxyConfiguration` ([`config`]), the manifest file source
+//! ([`source`]) and the pure renders ([`render`]). Apply, sync and the API watchers are
+//! built on top of these.
 
 pub mod config;
 pub mod model;
 pub mod names;
+pub mod render;
 pub mod source;

@@ -13,12 +13,13 @@
 //! unnamed port), `proto` is `tcp`/`udp`/`sctp`, `ip:port` is Go's `net.JoinHostPort`
 //! (`[2001:db8::1]:80`). Base32 is RFC 4648 §6 with the upper-case alphabet.
 
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use data_encoding::BASE32;
 use sha2::{Digest, Sha256};
 
-use crate::model::{ServicePortName, join_host_port};
+use crate::model::ServicePortName;
 
 /// Prefix of a service port's Cluster-policy endpoint chain.
 pub const SVC_PREFIX: &str = "KUBE-SVC-";
@@ -40,12 +41,50 @@ fn base32_sha256(input: &str) -> String {
     BASE32.encode(&Sha256::digest(input.as_bytes()))
 }
 
+/// Feeds formatted text into a SHA-256 without building the string.
+struct HashWriter(Sha256);
+
+impl fmt::Write for HashWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The first 16 characters of base32(sha256(text)): base32 turns each 5 bytes into 8
+/// characters, so they are the encoding of the digest's first 10 bytes.
+fn hash16(text: fmt::Arguments<'_>) -> [u8; 16] {
+    let mut w = HashWriter(Sha256::new());
+    // Writing into a hasher cannot fail.
+    let _ = w.write_fmt(text);
+    let digest = w.0.finalize();
+    let mut out = [0u8; 16];
+    BASE32.encode_mut(&digest[..10], &mut out);
+    out
+}
+
+/// [`port_proto_hash`] as bytes, without allocating (the renders' hot path).
+pub fn port_proto_hash_bytes(name: &ServicePortName) -> [u8; 16] {
+    hash16(format_args!("{name}{}", name.protocol))
+}
+
+/// The 16-character hash of a `KUBE-SEP-` chain name, without allocating.
+pub fn sep_hash_bytes(name: &ServicePortName, ip: IpAddr, port: u16) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => hash16(format_args!("{name}{}{v4}:{port}", name.protocol)),
+        IpAddr::V6(v6) => hash16(format_args!("{name}{}[{v6}]:{port}", name.protocol)),
+    }
+}
+
+fn ascii(h: [u8; 16]) -> String {
+    // Base32 output is ASCII.
+    h.iter().map(|&b| b as char).collect()
+}
+
 /// Upstream `portProtoHash`: the 16-character hash shared by a port's
 /// `KUBE-SVC`/`SVL`/`EXT`/`FW` chains.
 pub fn port_proto_hash(name: &ServicePortName) -> String {
-    let mut h = base32_sha256(&format!("{name}{}", name.protocol));
-    h.truncate(16);
-    h
+    ascii(port_proto_hash_bytes(name))
 }
 
 /// `KUBE-SVC-<hash>`: the Cluster-policy endpoint chain.
@@ -70,13 +109,7 @@ pub fn fw_chain(name: &ServicePortName) -> String {
 
 /// `KUBE-SEP-<hash>`: one endpoint's chain (upstream `servicePortEndpointChainName`).
 pub fn sep_chain(name: &ServicePortName, ip: IpAddr, port: u16) -> String {
-    let mut h = base32_sha256(&format!(
-        "{name}{}{}",
-        name.protocol,
-        join_host_port(ip, port)
-    ));
-    h.truncate(16);
-    format!("{SEP_PREFIX}{h}")
+    format!("{SEP_PREFIX}{}", ascii(sep_hash_bytes(name, ip, port)))
 }
 
 /// Upstream nftables `hashAndTruncate`: `HASH8-` + the name, cut to 240 bytes with `...`.
@@ -146,6 +179,8 @@ pub fn nft_affinity_set(name: &ServicePortName, ip: IpAddr, port: u16) -> String
 mod tests {
     use dataplane::Protocol;
 
+    use crate::model::join_host_port;
+
     use super::*;
 
     fn spn(ns: &str, svc: &str, port: &str, proto: Protocol) -> ServicePortName {
@@ -196,6 +231,18 @@ mod tests {
             v6,
             format!("KUBE-SEP-{}", expect("default/webtcp[2001:db8::1]:8080"))
         );
+    }
+
+    #[test]
+    fn byte_hashes_equal_the_string_hashes() {
+        let n = spn("kube-system", "kube-dns", "dns", Protocol::Udp);
+        for (ip, port) in [("198.18.64.9", 53u16), ("2001:db8:40:a::9", 53)] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let full = base32_sha256(&format!("{n}udp{}", join_host_port(ip, port)));
+            assert_eq!(&sep_hash_bytes(&n, ip, port)[..], &full.as_bytes()[..16]);
+        }
+        let full = base32_sha256(&format!("{n}udp"));
+        assert_eq!(&port_proto_hash_bytes(&n)[..], &full.as_bytes()[..16]);
     }
 
     #[test]

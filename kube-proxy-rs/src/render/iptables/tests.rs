@@ -1,0 +1,1 @@
+//! Unit tests of the iptables render on small hand-built states.

@@ -1,0 +1,10 @@
+//! Renders: one family's [`ProxyState`](crate::model::ProxyState) in, the kernel
+//! configuration that implements it out, as plain values and text. Pure: no clock, no
+//! client, no process; the same state gives byte-identical output.
+//!
+//! ```text
+//!   ProxyState ──iptables::render_iptables──> Rendered ──to_restore()──> iptables-restore input
+//!                                                      ──partial(..)───> partial-sync input
+//! ```
+
+pub mod iptables;
