@@ -70,10 +70,75 @@ pub fn port_proto_hash_bytes(name: &ServicePortName) -> [u8; 16] {
 
 /// The 16-character hash of a `KUBE-SEP-` chain name, without allocating.
 pub fn sep_hash_bytes(name: &ServicePortName, ip: IpAddr, port: u16) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => hash16(format_args!("{name}{}{v4}:{port}", name.protocol)),
-        IpAddr::V6(v6) => hash16(format_args!("{name}{}[{v6}]:{port}", name.protocol)),
+    SepHasher::new(name).hash(ip, port)
+}
+
+/// `KUBE-SEP-` hashes of many endpoints of one service port: the SHA-256 state after
+/// `svcPortName + proto` is computed once and cloned per endpoint.
+#[derive(Clone)]
+pub struct SepHasher(Sha256);
+
+impl SepHasher {
+    /// The hasher for one service port.
+    pub fn new(name: &ServicePortName) -> SepHasher {
+        let mut w = HashWriter(Sha256::new());
+        // Writing into a hasher cannot fail.
+        let _ = write!(w, "{name}{}", name.protocol);
+        SepHasher(w.0)
     }
+
+    /// The 16 hash characters for the endpoint `ip:port` (Go's `net.JoinHostPort` form).
+    pub fn hash(&self, ip: IpAddr, port: u16) -> [u8; 16] {
+        let mut h = self.0.clone();
+        let mut buf = [0u8; 64];
+        let n = host_port_bytes(ip, port, &mut buf);
+        h.update(&buf[..n]);
+        let digest = h.finalize();
+        let mut out = [0u8; 16];
+        BASE32.encode_mut(&digest[..10], &mut out);
+        out
+    }
+}
+
+/// Writes `ip:port` / `[ip]:port` into `buf`, returning the length.
+fn host_port_bytes(ip: IpAddr, port: u16, buf: &mut [u8; 64]) -> usize {
+    fn num(buf: &mut [u8], at: &mut usize, mut n: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let d = &digits[i..];
+        buf[*at..*at + d.len()].copy_from_slice(d);
+        *at += d.len();
+    }
+    let mut at = 0;
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[at] = b'.';
+                    at += 1;
+                }
+                num(buf, &mut at, o.into());
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            let mut w = &mut buf[..];
+            let _ = write!(w, "[{v6}]");
+            at = 64 - w.len();
+        }
+    }
+    buf[at] = b':';
+    at += 1;
+    num(buf, &mut at, port.into());
+    at
 }
 
 fn ascii(h: [u8; 16]) -> String {
@@ -236,7 +301,12 @@ mod tests {
     #[test]
     fn byte_hashes_equal_the_string_hashes() {
         let n = spn("kube-system", "kube-dns", "dns", Protocol::Udp);
-        for (ip, port) in [("198.18.64.9", 53u16), ("2001:db8:40:a::9", 53)] {
+        for (ip, port) in [
+            ("198.18.64.9", 53u16),
+            ("255.255.255.255", 65535),
+            ("2001:db8:40:a::9", 53),
+            ("2001:db8:1111:2222:3333:4444:5555:6666", 65535),
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             let full = base32_sha256(&format!("{n}udp{}", join_host_port(ip, port)));
             assert_eq!(&sep_hash_bytes(&n, ip, port)[..], &full.as_bytes()[..16]);

@@ -46,7 +46,17 @@ use crate::model::{ChangeSet, ProxyState};
 
 /// Renders one family's rules (upstream `syncProxyRules`, without the I/O).
 pub fn render_iptables(state: &ProxyState, opts: &RenderOptions) -> Rendered {
-    build::render(state, opts)
+    build::render(state, opts, None)
+}
+
+/// [`render_iptables`] writing into the buffers of the previous render (same output; what
+/// a sync loop uses, as upstream reuses its buffers between syncs).
+pub fn render_iptables_reusing(
+    state: &ProxyState,
+    opts: &RenderOptions,
+    previous: Rendered,
+) -> Rendered {
+    build::render(state, opts, Some(previous))
 }
 
 /// The partial-sync input for `state` after `changed` (from `state.diff(&last_applied)`),

@@ -13,7 +13,6 @@
 //! by chain; the top-level chains' rules ordered by service name; deleted chains declared
 //! and then removed with `-X` after all rules.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io;
 
@@ -21,7 +20,7 @@ use dataplane::Family;
 use dataplane::iptables::{RestoreError, RestoreMode, RestoreScript, Ruleset, builtin_chains};
 
 use super::jumps::{CANARY_CHAIN, CANARY_TABLES, JumpRule};
-use super::text::{ChainName, chain_order};
+use super::text::{ChainName, chain_order, chain_order_bytes};
 use crate::model::{ChangeSet, ServiceName};
 use crate::names::{EXT_PREFIX, FW_PREFIX, SEP_PREFIX, SVC_PREFIX, SVL_PREFIX};
 
@@ -140,11 +139,16 @@ impl Rendered {
     /// The per-service nat chains in `existing` (chain names from `iptables-save -t nat`)
     /// this render does not write: what a sync deletes.
     pub fn stale_chains<'a>(&self, existing: &[&'a str]) -> Vec<&'a str> {
-        let active: BTreeSet<&str> = self.nat.iter().map(|c| c.name.as_str()).collect();
+        // self.nat is sorted by chain order: binary search, no set to build.
+        let active = |n: &str| {
+            self.nat
+                .binary_search_by(|c| chain_order_bytes(c.name.as_bytes(), n.as_bytes()))
+                .is_ok()
+        };
         let mut stale: Vec<&'a str> = existing
             .iter()
             .copied()
-            .filter(|n| is_service_chain(n) && !active.contains(n))
+            .filter(|n| is_service_chain(n) && !active(n))
             .collect();
         stale.sort_by(|a, b| chain_order(a, b));
         stale.dedup();
@@ -224,7 +228,9 @@ impl Rendered {
                     j += 1;
                     stale[j - 1]
                 };
-                writeln!(out, ":{name} - [0:0]")?;
+                out.write_all(b":")?;
+                out.write_all(name.as_bytes())?;
+                out.write_all(b" - [0:0]\n")?;
             }
             for c in &chains {
                 out.write_all(&self.text.as_bytes()[c.start..c.end])?;

@@ -16,25 +16,28 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::build::{Builder, Cx, NFACCT_LOCALHOST_NODEPORTS, Top};
-use super::text::{ChainName, comment_bare, comment_quoted, dport, dst, jump_end, proto};
+use super::text::{
+    ChainName, comment_bare, comment_quoted, dport, dst, jump_end, proto, push_host_port, push_ip,
+};
 use crate::model::{EndpointSet, ServicePort, ServicePortName, SessionAffinity};
 use crate::names::{
-    EXT_PREFIX, FW_PREFIX, SEP_PREFIX, SVC_PREFIX, SVL_PREFIX, port_proto_hash_bytes,
-    sep_hash_bytes,
+    EXT_PREFIX, FW_PREFIX, SEP_PREFIX, SVC_PREFIX, SVL_PREFIX, SepHasher, port_proto_hash_bytes,
 };
+
+/// Buffers reused from one service port to the next.
+#[derive(Default)]
+pub(super) struct Scratch {
+    name: String,
+    cluster: Vec<usize>,
+    local: Vec<usize>,
+    reachable: Vec<Target>,
+}
 
 /// One endpoint a policy chain dispatches to.
 struct Target {
     ip: IpAddr,
     port: u16,
     chain: ChainName,
-}
-
-fn write_endpoint(out: &mut String, ip: IpAddr, port: u16) {
-    let _ = match ip {
-        IpAddr::V4(v4) => write!(out, "{v4}:{port}"),
-        IpAddr::V6(v6) => write!(out, "[{v6}]:{port}"),
-    };
 }
 
 /// Writes every rule of one service port.
@@ -45,8 +48,31 @@ pub(super) fn write_port(
     svc: &ServicePort,
     eps: &EndpointSet,
 ) {
-    let s = name.to_string();
+    let mut scratch = std::mem::take(&mut cx.scratch);
+    write_port_with(b, cx, name, svc, eps, &mut scratch);
+    cx.scratch = scratch;
+}
+
+fn write_port_with(
+    b: &mut Builder,
+    cx: &mut Cx<'_>,
+    name: &ServicePortName,
+    svc: &ServicePort,
+    eps: &EndpointSet,
+    scratch: &mut Scratch,
+) {
+    let Scratch {
+        name: s,
+        cluster,
+        local,
+        reachable,
+    } = scratch;
+    s.clear();
+    let _ = write!(s, "{name}");
     let s = s.as_str();
+    cluster.clear();
+    local.clear();
+    reachable.clear();
     let p = svc.protocol;
     let hash = port_proto_hash_bytes(name);
     let svc_chain = ChainName::hashed(SVC_PREFIX, &hash);
@@ -56,16 +82,14 @@ pub(super) fn write_port(
 
     // Every endpoint reachable under some policy gets a KUBE-SEP chain; the policy chains
     // point at them in endpoint order.
-    let mut cluster = Vec::new();
-    let mut local = Vec::new();
-    let mut reachable = Vec::new();
+    let sep = SepHasher::new(name);
     for e in &eps.entries {
         let (c, l) = (e.cluster.is_used(), e.local.is_used());
         if !(c || l) {
             continue;
         }
         let ep = &e.endpoint;
-        let chain = ChainName::hashed(SEP_PREFIX, &sep_hash_bytes(name, ep.ip, ep.port));
+        let chain = ChainName::hashed(SEP_PREFIX, &sep.hash(ep.ip, ep.port));
         let t = Target {
             ip: ep.ip,
             port: ep.port,
@@ -295,8 +319,8 @@ pub(super) fn write_port(
 
     // Policy chains.
     for (used, chain, members) in [
-        (uses_cluster_chain, svc_chain, &cluster),
-        (uses_local_chain, svl_chain, &local),
+        (uses_cluster_chain, svc_chain, &*cluster),
+        (uses_local_chain, svl_chain, &*local),
     ] {
         if !used {
             continue;
@@ -305,28 +329,31 @@ pub(super) fn write_port(
         if has_internal && chain == internal_chain {
             write_internal_masquerade(b, cx, s, svc);
         }
-        write_dispatch(b, cx, s, svc, members, &reachable);
+        write_dispatch(b, cx, s, svc, members, reachable);
     }
 
     // Endpoint chains.
-    for t in &reachable {
+    for t in reachable.iter() {
         b.open_chain(t.chain);
         let l = b.rule();
         if !cx.large {
             comment_bare(l, s);
         }
-        let _ = write!(l, " -s {}", t.ip);
+        l.push_str(" -s ");
+        push_ip(l, t.ip);
         jump_end(l, "KUBE-MARK-MASQ");
         let l = b.rule();
         if !cx.large {
             comment_bare(l, s);
         }
         if matches!(svc.session_affinity, SessionAffinity::ClientIp { .. }) {
-            let _ = write!(l, " -m recent --name {} --set", t.chain);
+            l.push_str(" -m recent --name ");
+            l.push_str(t.chain.as_str());
+            l.push_str(" --set");
         }
         proto(l, p);
         l.push_str(" -j DNAT --to-destination ");
-        write_endpoint(l, t.ip, t.port);
+        push_host_port(l, t.ip, t.port);
         l.push('\n');
     }
     b.close_chain();
@@ -364,7 +391,7 @@ fn write_dispatch(
             l.push_str(" -m comment --comment \"");
             l.push_str(s);
             l.push_str(" -> ");
-            write_endpoint(l, t.ip, t.port);
+            push_host_port(l, t.ip, t.port);
             l.push('"');
         }
     };

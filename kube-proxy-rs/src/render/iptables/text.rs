@@ -52,6 +52,17 @@ impl ChainName {
         self.len = u8::try_from(start + n).unwrap_or(MAX_CHAIN_NAME as u8);
     }
 
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+
+    /// A key that sorts as [`chain_order`]: the rank, then the name zero-padded (a zero
+    /// byte sorts before any name character, so a prefix sorts first, as with strings).
+    pub fn order_key(&self) -> (u8, [u8; MAX_CHAIN_NAME]) {
+        (rank(self.as_bytes()), self.buf)
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         // Built only from ASCII prefixes and base32 characters.
@@ -76,17 +87,70 @@ impl fmt::Display for ChainName {
 /// (`sortIPTablesRules`), so rendered text can be compared with upstream's expected dumps
 /// as it is.
 pub fn chain_order(a: &str, b: &str) -> Ordering {
-    fn rank(n: &str) -> u8 {
-        match n {
-            "KUBE-NODEPORTS" => 0,
-            "KUBE-SERVICES" => 1,
-            _ if n.starts_with("KUBE-") => 2,
-            _ => 3,
+    chain_order_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`chain_order`] on bytes.
+pub(super) fn chain_order_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+}
+
+fn rank(n: &[u8]) -> u8 {
+    match n {
+        b"KUBE-NODEPORTS" => 0,
+        b"KUBE-SERVICES" => 1,
+        _ if n.starts_with(b"KUBE-") => 2,
+        _ => 3,
+    }
+}
+
+/// Appends a decimal number without the formatting machinery.
+pub(super) fn push_u32(out: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    rank(a)
-        .cmp(&rank(b))
-        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
+}
+
+/// Appends an address as Go's `net.IP.String()` writes it (dotted quad, RFC 5952 for IPv6).
+pub(super) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            push_u32(out, a.into());
+            out.push('.');
+            push_u32(out, b.into());
+            out.push('.');
+            push_u32(out, c.into());
+            out.push('.');
+            push_u32(out, d.into());
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `ip:port` as Go's `net.JoinHostPort` writes it (`[2001:db8::1]:80`).
+pub(super) fn push_host_port(out: &mut String, ip: IpAddr, port: u16) {
+    if ip.is_ipv6() {
+        out.push('[');
+        push_ip(out, ip);
+        out.push(']');
+    } else {
+        push_ip(out, ip);
+    }
+    out.push(':');
+    push_u32(out, port.into());
 }
 
 /// ` -m comment --comment "TEXTSUFFIX"`.
@@ -105,17 +169,31 @@ pub(super) fn comment_bare(out: &mut String, text: &str) {
 
 /// ` -m PROTO -p PROTO`.
 pub(super) fn proto(out: &mut String, p: Protocol) {
-    let _ = write!(out, " -m {p} -p {p}");
+    let name = match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+        other => {
+            let _ = write!(out, " -m {other} -p {other}");
+            return;
+        }
+    };
+    out.push_str(" -m ");
+    out.push_str(name);
+    out.push_str(" -p ");
+    out.push_str(name);
 }
 
 /// ` -d IP` (no prefix length, as upstream writes addresses).
 pub(super) fn dst(out: &mut String, ip: IpAddr) {
-    let _ = write!(out, " -d {ip}");
+    out.push_str(" -d ");
+    push_ip(out, ip);
 }
 
 /// ` --dport PORT`.
 pub(super) fn dport(out: &mut String, port: u16) {
-    let _ = write!(out, " --dport {port}");
+    out.push_str(" --dport ");
+    push_u32(out, port.into());
 }
 
 /// ` -j TARGET` and the end of the line.
@@ -208,6 +286,12 @@ mod tests {
             "KUBE-MARK-MASQ",
         ];
         names.sort_by(|a, b| chain_order(a, b));
+        let mut keyed = names.map(ChainName::fixed);
+        keyed.sort_by_key(ChainName::order_key);
+        assert_eq!(
+            keyed.map(|c| c.as_str().to_string()),
+            names.map(String::from)
+        );
         assert_eq!(
             names,
             [
@@ -219,6 +303,21 @@ mod tests {
                 "INPUT"
             ]
         );
+    }
+
+    #[test]
+    fn numbers_and_addresses_match_display() {
+        for n in [0u32, 7, 10, 65535, u32::MAX] {
+            let mut s = String::new();
+            push_u32(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for ip in ["0.0.0.0", "198.18.64.10", "255.255.255.255", "2001:db8::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_host_port(&mut s, ip, 8080);
+            assert_eq!(s, crate::model::join_host_port(ip, 8080));
+        }
     }
 
     #[test]
