@@ -414,10 +414,8 @@ fn endpoints_share_the_traffic_evenly() {
 /// 127.0.0.1 out of the pod device, which the kernel allows with `route_localnet=1`
 /// (`__mkroute_output` skips the 127/8-source check when `IN_DEV_ROUTE_LOCALNET`; checked
 /// with `ip route get 198.18.64.11 from 127.0.0.1` in a netns: EINVAL with 0, a route with
-/// 1), then MASQUERADE rewrites the source. `dataplane`'s route lookup applies the check
-/// regardless of `route_localnet` and answers MARTIAN.
+/// 1), then MASQUERADE rewrites the source.
 #[test]
-#[ignore = "dataplane::route treats a 127/8 source leaving a non-loopback device as martian even with route_localnet=1"]
 fn localhost_node_port_from_the_node() {
     let n = node("nodeport");
     let p = Packet::tcp(ip("127.0.0.1"), ip("127.0.0.1"), 30080);

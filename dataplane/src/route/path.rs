@@ -251,9 +251,13 @@ impl RouteState {
             return Outcome::NoRoute;
         };
         let out_is_lo = self.link(&first.dev).is_some_and(|l| l.is_loopback()) || first.dev == "lo";
-        if hops
-            .iter()
-            .any(|h| matches!(h.src, Some(IpAddr::V4(s)) if s.is_loopback()))
+        // __mkroute_output refuses a 127/8 source off loopback unless route_localnet is set
+        // (checked in a netns: `ip route get X from 127.0.0.1` fails with 0, works with 1).
+        let localnet = self.settings.route_localnet.unwrap_or(false);
+        if !localnet
+            && hops
+                .iter()
+                .any(|h| matches!(h.src, Some(IpAddr::V4(s)) if s.is_loopback()))
             && !out_is_lo
         {
             return Outcome::Martian {
