@@ -39,6 +39,7 @@ pub mod process;
 pub mod state;
 pub mod topology;
 pub mod traffic;
+pub mod vm;
 
 pub use echo::{EchoServer, EchoSpec, Greeting};
 pub use error::{LabError, Result};
