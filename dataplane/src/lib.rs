@@ -18,6 +18,7 @@
 pub mod conntrack;
 pub mod ipset;
 pub mod iptables;
+pub mod ipvs;
 pub mod netfilter;
 pub mod nft;
 pub mod node;
