@@ -85,6 +85,13 @@ fn main() -> anyhow::Result<()> {
     let mut netlink = provenance("netlink messages of ipvsadm (strace -e write=all -e read=all)");
     netlink
         .push_str("# CASE DIRECTION HEX (one netlink message a line; nlctrl messages left out)\n");
+    for line in SCRIPT.lines() {
+        if let Some(rest) = line.strip_prefix("st ")
+            && let Some((case, cmd)) = rest.split_once(' ')
+        {
+            let _ = writeln!(netlink, "# {case}: {cmd}");
+        }
+    }
     let mut count = 0;
     for (name, block) in &out.blocks {
         let Some(case) = name.strip_prefix("strace:") else {

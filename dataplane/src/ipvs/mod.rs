@@ -15,6 +15,7 @@
 
 mod list;
 mod model;
+pub mod netlink;
 mod save;
 mod select;
 
