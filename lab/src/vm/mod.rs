@@ -22,6 +22,7 @@
 mod cpio;
 mod image;
 mod kernel;
+pub mod probe;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -263,11 +264,11 @@ impl VmOutput {
         self.blocks.get(name).map(|b| b.text.as_str())
     }
 
-    /// The results whose value is not `ok` among those named `prefix*` (for `check` lines).
+    /// The `check` lines that failed (value `fail rc=N`) among the results named `prefix*`.
     pub fn failed_checks(&self, prefix: &str) -> Vec<(String, String)> {
         self.results
             .iter()
-            .filter(|(k, v)| k.starts_with(prefix) && v != "ok")
+            .filter(|(k, v)| k.starts_with(prefix) && v.starts_with("fail rc="))
             .cloned()
             .collect()
     }
@@ -493,7 +494,7 @@ mod tests {
         assert_eq!(out.block("empty"), Some(""));
         assert_eq!(out.blocks["empty"].rc, Some(3));
         assert_eq!(
-            out.failed_checks("ba"),
+            out.failed_checks(""),
             [("bad".to_string(), "fail rc=1".to_string())]
         );
         assert!(out.failed_checks("vip").is_empty());
