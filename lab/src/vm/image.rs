@@ -278,6 +278,7 @@ impl ImageBuilder {
     /// Fetches the kernel if needed and writes the initramfs.
     pub fn build(self) -> Result<VmImage, VmError> {
         fs::create_dir_all(&self.workdir).map_err(|e| VmError::io("create", &self.workdir, e))?;
+        find_host("qemu-system-x86_64", "qemu-system-x86")?;
         let kernel = Kernel::ensure()?;
         let mut a = Archive::new();
         for d in [
