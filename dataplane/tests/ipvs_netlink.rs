@@ -324,6 +324,13 @@ fn truncated_and_garbled_input_errors() {
     for cut in [3, 17, 25, m.bytes.len() - 1] {
         assert!(netlink::decode(&m.bytes[..cut]).is_err(), "cut at {cut}");
     }
+    // a message too short for its generic netlink header
+    let short = [18, 0, 0, 0, 0x20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+    assert!(netlink::decode(&short).is_err());
+    // a message whose length field says less than a netlink header
+    let mut tiny = netlink::encode(requests::flush(), 0x20, 0, 1);
+    tiny[0] = 8;
+    assert!(netlink::decode(&tiny).is_err());
     // a port attribute of 3 bytes
     let mut bad = netlink::encode(
         requests::del_service(&dataplane::ipvs::ServiceKey::Addr {
