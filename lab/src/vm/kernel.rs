@@ -8,6 +8,7 @@
 //!   CACHE/<kver>/ missing?  apt-get download; dpkg-deb -x; depmod -b  -> CACHE/<kver>/.complete
 //!   -> Kernel { version, vmlinuz, root }; modules.dep -> Kernel::resolve(names) with their deps
 //! ```
+//! When neither the apt index nor the cache has a kernel, `apt-get update` runs once.
 //! The cache is `$K8S_DATAPLANE_VM_CACHE`, else `/var/cache/k8s-dataplane-vm` when it can be
 //! created, else `$TMPDIR/k8s-dataplane-vm-<uid>`. Without network, the newest kernel already in
 //! the cache is used.
@@ -104,13 +105,24 @@ impl Kernel {
         let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| VmError::io("flock", &lock_path, std::io::Error::from(errno)))?;
 
-        let mut search = Command::new("apt-cache");
-        search.args(["search", "--names-only", KERNEL_PACKAGE_PATTERN]);
-        let wanted = cmd_output(search)
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| newest_package(&String::from_utf8_lossy(&o.stdout)));
+        let search = || {
+            let mut c = Command::new("apt-cache");
+            c.args(["search", "--names-only", KERNEL_PACKAGE_PATTERN]);
+            cmd_output(c)
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| newest_package(&String::from_utf8_lossy(&o.stdout)))
+        };
         let cached = newest_cached(&cache);
+        let mut wanted = search();
+        if wanted.is_none() && cached.is_none() {
+            // a fresh machine's apt index may not list the kernel yet
+            let mut update = Command::new("apt-get");
+            update.args(["update", "-qq"]);
+            if run_checked(update).is_ok() {
+                wanted = search();
+            }
+        }
         let version = match (wanted, cached) {
             (Some(pkg), cached) => {
                 let version = pkg.trim_start_matches("linux-image-").to_string();
