@@ -123,6 +123,14 @@ impl DutLab {
                 .map(IpAddr::V6)
                 .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
         };
+        // The kernel rate-limits ICMP errors (per peer: a burst of 6, then one a second; and a
+        // global budget). Cases run back to back from the same client, so an unreachable could go
+        // unsent and look like a silent drop. No ICMP type is rate-limited in these hosts.
+        for h in [&dut, &client, &ext1, &ext2] {
+            h.sysctl("net.ipv4.icmp_ratemask", "0")?;
+            h.sysctl("net.ipv6.icmp.ratemask", "")?;
+            h.sysctl("net.ipv6.icmp.ratelimit", "0")?;
+        }
         let dut4 = dut.ipv4()?;
         let dut6 = dut.ipv6()?;
         client.add_route(&format!("198.18.0.0/15 via {dut4}"))?;
