@@ -28,6 +28,7 @@
 //! Dropping the lab (also while a test panics) stops its processes and deletes its
 //! namespaces; [`sweep_stale`] removes what crashed runs left behind.
 
+pub mod apiserver;
 pub mod echo;
 pub mod error;
 pub mod host;

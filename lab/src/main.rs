@@ -5,6 +5,8 @@
 //!   lab exec [NAME] HOST -- CMD...          run CMD in HOST's namespace (NAME optional if one lab)
 //!   lab list                                labs under /run/lab, their hosts and addresses
 //!   lab down [NAME | --all]                 remove a lab, or every kept and stale one
+//!   lab apiserver --listen ADDR --kubeconfig-out FILE [--manifests PATH]
+//!                                           run the Kubernetes API server double
 //! ```
 //! Exit codes: 0 ok, 1 failure, 2 usage (`lab exec` passes on the command's own code).
 

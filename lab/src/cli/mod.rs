@@ -1,6 +1,7 @@
 //! The `lab` command line: one module per subcommand, each taking its parsed arguments and
 //! returning the exit code. A new subcommand (e.g. `demo`) is a variant here and a module.
 
+mod apiserver;
 mod down;
 mod exec;
 mod list;
@@ -28,6 +29,8 @@ enum Command {
     List(list::Args),
     /// Remove a lab (or `--all` kept and stale labs).
     Down(down::Args),
+    /// Run the Kubernetes API server double until SIGINT/SIGTERM.
+    Apiserver(apiserver::Args),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -36,6 +39,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(a) => exec::run(a),
         Command::List(a) => list::run(a),
         Command::Down(a) => down::run(a),
+        Command::Apiserver(a) => apiserver::run(a),
     }
 }
 
