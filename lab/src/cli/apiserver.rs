@@ -2,6 +2,7 @@
 //! API server double as a process (in a lab host's namespace, for example) until SIGINT or
 //! SIGTERM.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,10 +49,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.kubeconfig_out {
         api.kubeconfig(path)?;
     }
-    println!("lab apiserver: serving {} ({count} objects)", api.url());
+    // A supervisor may stop reading stdout: a closed pipe must not stop the server.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "lab apiserver: serving {} ({count} objects)",
+        api.url()
+    );
     if let Some(path) = &args.kubeconfig_out {
-        println!("lab apiserver: kubeconfig written to {}", path.display());
+        let _ = writeln!(
+            out,
+            "lab apiserver: kubeconfig written to {}",
+            path.display()
+        );
     }
+    let _ = out.flush();
+    drop(out);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
