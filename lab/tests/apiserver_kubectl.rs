@@ -225,6 +225,35 @@ fn get_prints_every_kind_like_a_real_cluster() {
         ],
         "{wide}"
     );
+    let pods = f.ok(&["get", "pods", "-o", "wide"]);
+    assert_eq!(
+        cells(&pods),
+        rows(&[
+            &[
+                "NAME",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "IP",
+                "NODE",
+                "NOMINATED NODE",
+                "READINESS GATES"
+            ],
+            &[
+                "web-1",
+                "1/1",
+                "Running",
+                "1",
+                "<age>",
+                "198.18.65.2",
+                "node1",
+                "<none>",
+                "<none>"
+            ],
+        ]),
+        "{pods}"
+    );
     let sel = f.ok(&[
         "get",
         "pods",

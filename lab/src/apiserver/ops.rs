@@ -176,6 +176,18 @@ impl Shared {
         &self,
         kind: Kind,
         namespace: Option<&str>,
+        body: Value,
+        w: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.store();
+        self.create_in(&mut store, kind, namespace, body, w)
+    }
+
+    fn create_in(
+        &self,
+        store: &mut Store,
+        kind: Kind,
+        namespace: Option<&str>,
         mut body: Value,
         w: &WriteOptions,
     ) -> Result<Value, ApiError> {
@@ -185,7 +197,6 @@ impl Shared {
         let mut obj = decode(kind, &body, w.strict)?;
         check_meta(kind, &obj)?;
         let key = key_of(kind, &obj);
-        let mut store = self.store();
         if kind.info().namespaced
             && store
                 .get(&ObjectKey::new(Kind::Namespace, "", &key.namespace))
@@ -196,8 +207,8 @@ impl Shared {
         if store.get(&key).is_some() {
             return Err(ApiError::already_exists(kind, &key.name));
         }
-        apply_defaults(kind, &mut obj, None, &self.ranges, || allocated(&store))?;
-        Ok(write(self, &mut store, key, obj, w.dry_run).0)
+        apply_defaults(kind, &mut obj, None, &self.ranges, || allocated(store))?;
+        Ok(write(self, store, key, obj, w.dry_run).0)
     }
 
     /// PUT: replaces the object at `path` (or only its status, for `/status`).
@@ -253,7 +264,8 @@ impl Shared {
         Ok(write(self, store, key, obj, dry_run).0)
     }
 
-    /// PATCH: applies `patch` to the object at `path`; `(object, created)`.
+    /// PATCH: applies `patch` to the object at `path`; `(object, created)`. Runs under the
+    /// lock, so a patch never conflicts with a concurrent write (kube-apiserver retries).
     pub(crate) fn patch(
         &self,
         path: &ResourcePath,
@@ -264,16 +276,16 @@ impl Shared {
         let kind = path.kind;
         let name = path.name.as_deref().unwrap_or("");
         let key = ObjectKey::new(kind, path.namespace.as_deref().unwrap_or(""), name);
-        let old = self.store().get(&key).cloned();
-        let Some(old) = old else {
+        let mut store = self.store();
+        let Some(old) = store.get(&key).cloned() else {
             if ty == PatchType::Apply && path.subresource.is_none() {
                 let mut body = patch.clone();
-                if name_of(&body).is_empty() {
+                if name_of(&body).is_empty() && body.is_object() {
                     body["metadata"]["name"] = json!(name);
                 }
-                return self
-                    .create(kind, path.namespace.as_deref(), body, w)
-                    .map(|o| (o, true));
+                let created =
+                    self.create_in(&mut store, kind, path.namespace.as_deref(), body, w)?;
+                return Ok((created, true));
             }
             return Err(ApiError::not_found(kind, name));
         };
@@ -308,12 +320,6 @@ impl Shared {
             Some(Subresource::Status) => StatusFrom::GivenOnly,
             None => StatusFrom::Stored,
         };
-        let mut store = self.store();
-        // The object may have changed since it was read: patch the current one only.
-        match store.get(&key) {
-            Some(cur) if rv_of(cur) == rv_of(&old) => {}
-            _ => return Err(ApiError::stale(kind, name)),
-        }
         self.finish_update(&mut store, kind, key, new, &old, status, w.dry_run)
             .map(|o| (o, false))
     }

@@ -155,6 +155,18 @@ fn columns(kind: Kind) -> &'static [Column] {
                 1,
                 "NodeName is a request to schedule this pod onto a specific node.",
             ),
+            (
+                "Nominated Node",
+                "string",
+                1,
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
+            ),
+            (
+                "Readiness Gates",
+                "string",
+                1,
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
         ],
         Kind::Namespace => &[
             NAME,
@@ -432,10 +444,37 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
                 age,
                 json!(or_none(s(obj, "/status/podIP").to_string())),
                 json!(or_none(s(obj, "/spec/nodeName").to_string())),
+                json!(or_none(s(obj, "/status/nominatedNodeName").to_string())),
+                json!(readiness_gates(obj)),
             ]
         }
         Kind::Namespace => vec![name, json!(s(obj, "/status/phase")), age],
     }
+}
+
+/// `READINESS GATES`: `ready/total` of the gates the pod declares, `<none>` without any.
+fn readiness_gates(obj: &Value) -> String {
+    let gates: Vec<&str> = obj
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["conditionType"].as_str())
+        .collect();
+    if gates.is_empty() {
+        return "<none>".into();
+    }
+    let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+    let ready = gates
+        .iter()
+        .filter(|g| {
+            conditions
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == **g && c["status"] == "True")
+        })
+        .count();
+    format!("{ready}/{}", gates.len())
 }
 
 /// The AGE column: the time since `created` (RFC 3339) in kubectl's short form.
@@ -585,9 +624,23 @@ mod tests {
                 json!("3"),
                 json!("<unknown>"),
                 json!("198.18.65.2"),
-                json!("node1")
+                json!("node1"),
+                json!("<none>"),
+                json!("<none>")
             ]
         );
+    }
+
+    #[test]
+    fn every_row_has_one_cell_per_column() {
+        for kind in Kind::ALL {
+            let empty = json!({"metadata": {"name": "x"}});
+            assert_eq!(
+                cells(kind, &empty, now()).len(),
+                columns(kind).len(),
+                "{kind}"
+            );
+        }
     }
 
     #[test]
