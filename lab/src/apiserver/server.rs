@@ -216,7 +216,9 @@ impl Listener {
     }
 }
 
-/// Binds `addr` and starts accepting on `rt`, serving `router`.
+/// Binds `addr` and starts accepting on `rt`, serving `router`. The socket is bound on the
+/// runtime's own threads, which live in the network namespace the server was started in, so a
+/// restart from any thread binds there again.
 pub(crate) fn listen(
     rt: &tokio::runtime::Handle,
     shared: Arc<Shared>,
@@ -224,21 +226,20 @@ pub(crate) fn listen(
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, Listener)> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
-    let local = std_listener.local_addr()?;
     let stop = shutdown.child_token();
     let (done_tx, done) = std::sync::mpsc::channel();
+    let (bound_tx, bound) = std::sync::mpsc::channel();
     let stop2 = stop.clone();
     rt.spawn(async move {
-        let listener = match tokio::net::TcpListener::from_std(std_listener) {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!("apiserver: cannot register the listener: {e}");
+                let _ = bound_tx.send(Err(e));
                 let _ = done_tx.send(());
                 return;
             }
         };
+        let _ = bound_tx.send(listener.local_addr());
         loop {
             tokio::select! {
                 _ = stop2.cancelled() => break,
@@ -268,6 +269,9 @@ pub(crate) fn listen(
         drop(listener);
         let _ = done_tx.send(());
     });
+    let local = bound
+        .recv()
+        .map_err(|_| std::io::Error::other("the API server runtime is gone"))??;
     Ok((local, Listener { stop, done }))
 }
 
