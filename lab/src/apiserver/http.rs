@@ -56,6 +56,51 @@ fn ok(v: &Value) -> Response {
     json_response(StatusCode::OK, v, "application/json")
 }
 
+/// A list item as kube-apiserver writes built-in kinds: without `kind` and `apiVersion`
+/// (serialized from the stored value, no copy).
+struct Untyped<'a>(&'a Value);
+
+impl serde::Serialize for Untyped<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(m) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in m.iter().filter(|(k, _)| *k != "kind" && *k != "apiVersion") {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ListDoc<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    metadata: Value,
+    items: Vec<Untyped<'a>>,
+}
+
+/// A `<Kind>List` answer, serialized straight from the items.
+fn list_response(kind: String, api_version: &str, items: &[Value], metadata: Value) -> Response {
+    let doc = ListDoc {
+        kind,
+        api_version,
+        metadata,
+        items: items.iter().map(Untyped).collect(),
+    };
+    let mut r = (StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn error_response(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(code, &e.status(), "application/json")
@@ -278,11 +323,11 @@ async fn list_or_watch(ctx: &Ctx, r: &Req, path: &ResourcePath) -> Result<Respon
         .shared
         .list(path.kind, path.namespace.as_deref(), &opts)?;
     let rv = page.resource_version.to_string();
-    let doc = match format {
+    Ok(match format {
         Format::Table => {
             let refs: Vec<&Value> = page.items.iter().collect();
             let now = super::ops::now();
-            table::table(
+            let t = table::table(
                 path.kind,
                 &refs,
                 &rv,
@@ -290,20 +335,25 @@ async fn list_or_watch(ctx: &Ctx, r: &Req, path: &ResourcePath) -> Result<Respon
                 opts.include_object,
                 true,
                 now,
-            )
+            );
+            ok(&t)
         }
         Format::Metadata => {
-            let items: Vec<Value> = page
-                .items
-                .iter()
-                .map(table::partial_metadata)
-                .map(strip_type)
-                .collect();
-            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta(&page), "items": items})
+            let items: Vec<Value> = page.items.iter().map(table::partial_metadata).collect();
+            list_response(
+                "PartialObjectMetadataList".into(),
+                "meta.k8s.io/v1",
+                &items,
+                list_meta(&page),
+            )
         }
-        _ => list_json(path.kind, &page.items, list_meta(&page)),
-    };
-    Ok(ok(&doc))
+        _ => list_response(
+            path.kind.list_kind(),
+            path.kind.api_version(),
+            &page.items,
+            list_meta(&page),
+        ),
+    })
 }
 
 fn list_meta(page: &super::ops::Page) -> Value {
@@ -315,20 +365,6 @@ fn list_meta(page: &super::ops::Page) -> Value {
         meta["remainingItemCount"] = json!(n);
     }
     meta
-}
-
-/// List items carry no `kind`/`apiVersion`, as kube-apiserver sends built-in kinds.
-fn strip_type(mut v: Value) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        m.remove("kind");
-        m.remove("apiVersion");
-    }
-    v
-}
-
-fn list_json(kind: Kind, items: &[Value], meta: Value) -> Value {
-    let items: Vec<Value> = items.iter().cloned().map(strip_type).collect();
-    json!({"kind": kind.list_kind(), "apiVersion": kind.api_version(), "metadata": meta, "items": items})
 }
 
 fn parse_body(r: &Req) -> Result<Value, ApiError> {
@@ -458,9 +494,11 @@ async fn delete_collection(ctx: &Ctx, r: &Req, path: &ResourcePath) -> Result<Re
         }
     }
     let rv = ctx.shared.store().resource_version();
-    Ok(ok(&list_json(
-        path.kind,
+    let meta = json!({"resourceVersion": rv.to_string()});
+    Ok(list_response(
+        path.kind.list_kind(),
+        path.kind.api_version(),
         &deleted,
-        json!({"resourceVersion": rv.to_string()}),
-    )))
+        meta,
+    ))
 }

@@ -453,32 +453,17 @@ impl Shared {
             }
             _ => (current, None),
         };
-        let objects: Vec<(ObjectKey, Value)> = if at == current {
-            store
-                .objects(kind, namespace)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+        // Reads at the current version walk the store; older ones a reconstructed snapshot.
+        let snapshot;
+        let objects: Box<dyn Iterator<Item = (&ObjectKey, &Value)>> = if at == current {
+            Box::new(store.objects(kind, namespace))
         } else {
-            store.snapshot(kind, namespace, at).map_err(|e| match (e, &o.continue_token) {
-                (super::store::StoreError::Expired { .. }, Some(_)) => ApiError {
-                    code: 410,
-                    reason: "Expired",
-                    message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
-                    details: None,
-                },
-                (super::store::StoreError::Expired { .. }, None) => ApiError {
-                    code: 410,
-                    reason: "Expired",
-                    message: "The resourceVersion for the provided list is too old.".into(),
-                    details: None,
-                },
-                (e, _) => e.into(),
-            })?
-            .into_iter()
-            .collect()
+            snapshot = store
+                .snapshot(kind, namespace, at)
+                .map_err(|e| expired(e, o.continue_token.is_some()))?;
+            Box::new(snapshot.iter())
         };
-        drop(store);
-        let mut selected = objects.into_iter().filter(|(k, v)| {
+        let mut selected = objects.filter(|(k, v)| {
             after
                 .as_ref()
                 .is_none_or(|(ns, name)| (&k.namespace, &k.name) > (ns, name))
@@ -489,36 +474,51 @@ impl Shared {
         let limit = o
             .limit
             .filter(|_| o.resource_version != ResourceVersion::Any);
-        let mut items = Vec::new();
+        let mut items: Vec<(&ObjectKey, &Value)> = Vec::new();
+        let mut continue_token = None;
+        let mut remaining = None;
         for (k, v) in selected.by_ref() {
-            if let Some(l) = limit
-                && items.len() >= l
-            {
-                let rest = 1 + selected.count();
-                let (namespace, name) = items
-                    .last()
-                    .map(|(k, _): &(ObjectKey, Value)| (k.namespace.clone(), k.name.clone()))
-                    .unwrap_or_default();
-                let token = ContinueToken {
-                    rv: at,
-                    namespace,
-                    name,
-                };
-                return Ok(Page {
-                    items: items.into_iter().map(|(_, v)| v).collect(),
-                    resource_version: at,
-                    continue_token: Some(token.encode()),
-                    remaining: (!o.has_selectors()).then_some(rest),
-                });
+            if limit.is_some_and(|l| items.len() >= l) {
+                let rest = 1 + selected.by_ref().count();
+                if let Some((last, _)) = items.last() {
+                    let token = ContinueToken {
+                        rv: at,
+                        namespace: last.namespace.clone(),
+                        name: last.name.clone(),
+                    };
+                    continue_token = Some(token.encode());
+                }
+                remaining = (!o.has_selectors()).then_some(rest);
+                break;
             }
             items.push((k, v));
         }
         Ok(Page {
-            items: items.into_iter().map(|(_, v)| v).collect(),
+            items: items.into_iter().map(|(_, v)| v.clone()).collect(),
             resource_version: at,
-            continue_token: None,
-            remaining: None,
+            continue_token,
+            remaining,
         })
+    }
+}
+
+/// The 410 answers of a list whose version was compacted away (with or without a continue
+/// token), in kube-apiserver's words.
+fn expired(e: super::store::StoreError, continuing: bool) -> ApiError {
+    let message = match (e, continuing) {
+        (super::store::StoreError::Expired { .. }, true) => {
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
+        }
+        (super::store::StoreError::Expired { .. }, false) => {
+            "The resourceVersion for the provided list is too old."
+        }
+        (e, _) => return e.into(),
+    };
+    ApiError {
+        code: 410,
+        reason: "Expired",
+        message: message.into(),
+        details: None,
     }
 }
 
