@@ -14,9 +14,18 @@
 //! [`wire`] is our own BGP-4 codec with RFC 7606 error handling (see design.md for why we own
 //! it); [`session`] is the session FSM with collision handling, damping and graceful restart;
 //! [`rib`], [`policy`] and [`fib`] are pure: values in, values out, no I/O and no clock.
+//!
+//! The daemon around them: [`config`] (the YAML file), [`transport`] (TCP, MD5, GTSM, one
+//! task per connection), [`speaker`] (the one task that owns the state), [`fib::netlink`]
+//! (kernel routes), [`source`] (the Node's pod CIDRs), [`api`] (control socket) and
+//! [`metrics`].
 
+pub mod api;
+pub mod config;
 pub mod fib;
+pub mod metrics;
 pub mod policy;
 pub mod rib;
 pub mod session;
+pub mod source;
 pub mod wire;
