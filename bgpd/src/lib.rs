@@ -28,4 +28,6 @@ pub mod policy;
 pub mod rib;
 pub mod session;
 pub mod source;
+pub mod speaker;
+pub mod transport;
 pub mod wire;

@@ -1,5 +1,5 @@
 //! The FIB, pure half: the kernel routes the Loc-RIB wants, and the operations that bring the
-//! kernel there. The netlink half (later) dumps `current` and executes [`FibOp`]s.
+//! kernel there. The netlink half ([`netlink`]) dumps `current` and executes [`FibOp`]s.
 //!
 //! ```text
 //!   Rib ──desired(rib, resolver)──> Desired: prefix → next hops (gateway, device, weight)
@@ -29,6 +29,8 @@ use ipnet::IpNet;
 
 use crate::rib::{Change, PeerInfo, Rib, Route, RouteAttrs};
 use crate::wire::{AfiSafi, NextHop};
+
+pub mod netlink;
 
 /// `RTPROT_BGP` (linux/rtnetlink.h), printed as `proto bgp` by `ip route`.
 pub const RTPROT_BGP: u8 = 186;
