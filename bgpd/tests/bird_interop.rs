@@ -446,3 +446,45 @@ fn a_config_change_resets_only_the_changed_peer() {
     assert_eq!(b1.since("node1"), since1, "tor1's session was reset");
     assert!(kernel_route(&node, "198.18.66.0/24").is_some());
 }
+
+#[test]
+fn gtsm_and_multihop_sessions_with_bird() {
+    let (lab, node, tors) = topology("bgpd-ttl", 3);
+    node_manifest(&lab, &["198.18.65.0/24"]);
+    // tor1: GTSM on both sides; tor2: multihop 2 on both sides; tor3: GTSM only on our side
+    let b1 = Bird::start(
+        &lab,
+        &tors[0],
+        "tor1",
+        &bird_conf(&tors[0], &["198.18.66.0/24"], &[], "  ttl security on;"),
+    );
+    let b2 = Bird::start(
+        &lab,
+        &tors[1],
+        "tor2",
+        &bird_conf(&tors[1], &["198.18.67.0/24"], &[], "  multihop 2;"),
+    );
+    let b3 = Bird::start(
+        &lab,
+        &tors[2],
+        "tor3",
+        &bird_conf(&tors[2], &["198.18.68.0/24"], &[], ""),
+    );
+    let peers = [
+        peer("198.18.0.1", "    ttl_security: true\n"),
+        peer("198.18.0.2", "    multihop: 2\n"),
+        peer("198.18.0.3", "    ttl_security: true\n"),
+    ];
+    let bgpd = Bgpd::start(&lab, &node, "node1", &bgpd_conf(&lab, &[], &peers));
+    expect_established(&bgpd, &[(&b1, "198.18.0.1"), (&b2, "198.18.0.2")]);
+    assert!(wait(10, || kernel_route(&node, "198.18.66.0/24").is_some()));
+    assert!(wait(10, || kernel_route(&node, "198.18.67.0/24").is_some()));
+    // tor3 sends with TTL 1 (directly connected eBGP): GTSM drops it, for several hold times
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        assert_ne!(bgpd.state("198.18.0.3"), "Established");
+        assert_ne!(b3.state("node1").as_deref(), Some("Established"));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(kernel_route(&node, "198.18.68.0/24").is_none());
+}
