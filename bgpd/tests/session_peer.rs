@@ -556,3 +556,22 @@ fn a_tcp_success_nobody_waits_for_is_ignored() {
     let acts = p.handle(now, PeerEvent::ManualStop(Stop::default()));
     assert!(!acts.contains(&Action::Drop { conn: c }), "{acts:?}");
 }
+
+#[test]
+fn failed_connection_attempts_of_ours_never_refuse_the_peers_connection() {
+    // a peer that never listens (ExaBGP, many node speakers): our attempts fail at TCP
+    let mut now = t0();
+    let mut p = peer(config());
+    let mut c = new_conn(&p.handle(now, PeerEvent::ManualStart));
+    for _ in 0..4 {
+        p.handle(now, conn(c, Event::TcpConnectionFails));
+        now = p.idle_hold().unwrap();
+        c = new_conn(&p.poll(now));
+    }
+    assert_eq!(p.damping().failures(), 4, "our retries still back off");
+    p.handle(now, conn(c, Event::TcpConnectionFails));
+    assert!(p.idle_hold().is_some());
+    // its own connection is accepted all the same
+    let acts = p.handle(now, PeerEvent::TcpConnectionConfirmed);
+    assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
+}

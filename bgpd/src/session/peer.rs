@@ -84,6 +84,12 @@ pub struct Peer {
     session: Option<Box<Established>>,
     helper: Helper,
     eor_sent: bool,
+    /// A connection that had reached OpenSent went back to Idle since the last failure was
+    /// counted: the peer answers and then fails (oscillation), unlike a peer we cannot reach.
+    session_failure: bool,
+    /// The last counted failure was such a session failure: only then does the IdleHoldTimer
+    /// refuse the peer's own connections.
+    refuse_when_damped: bool,
 }
 
 impl Peer {
@@ -103,6 +109,8 @@ impl Peer {
             session: None,
             helper: Helper::default(),
             eor_sent: false,
+            session_failure: false,
+            refuse_when_damped: false,
         })
     }
 
@@ -286,9 +294,12 @@ impl Peer {
 
     /// The IdleHoldTimer refuses incoming connections only after repeated failures: the first
     /// failure after a stable session is often the peer restarting, and refusing it would
-    /// defeat graceful restart.
+    /// defeat graceful restart. Failures of our own connection attempts (refused, timed out)
+    /// never make us refuse the peer's: a peer that only connects and never listens (ExaBGP,
+    /// many node speakers) would otherwise be locked out by our retries.
     fn damped(&self) -> Option<Instant> {
-        self.idle_hold.filter(|_| self.damping.failures() >= 2)
+        self.idle_hold
+            .filter(|_| self.damping.failures() >= 2 && self.refuse_when_damped)
     }
 
     fn incoming(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -459,6 +470,12 @@ impl Peer {
                     out.extend(rib.into_iter().map(Action::Rib));
                 }
             }
+            Action::Transition(t) => {
+                if t.to == State::Idle && t.from.progress() >= State::OpenSent.progress() {
+                    self.session_failure = true;
+                }
+                out.push(Action::Transition(t));
+            }
             Action::Rib(RibAction::EndOfRib(f)) => {
                 out.push(Action::Rib(RibAction::EndOfRib(f)));
                 out.extend(self.helper.end_of_rib(f).into_iter().map(Action::Rib));
@@ -486,6 +503,7 @@ impl Peer {
         if self.conns.len() < before && self.conns.is_empty() && self.started {
             let hold = self.damping.failure(now);
             self.idle_hold = Some(now + hold);
+            self.refuse_when_damped = std::mem::take(&mut self.session_failure);
         }
     }
 
