@@ -207,8 +207,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, ApiError> {
 pub async fn serve(listener: UnixListener, queries: mpsc::Sender<Query>) {
     let me = nix::unistd::geteuid().as_raw();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // e.g. out of file descriptors: do not spin
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let allowed = stream
             .peer_cred()
@@ -232,7 +238,10 @@ async fn answer(stream: UnixStream, queries: mpsc::Sender<Query>) -> io::Result<
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = BufReader::new(rd).take(MAX_REQUEST as u64);
-    rd.read_line(&mut line).await?;
+    // a client that never finishes its line does not hold a task forever
+    tokio::time::timeout(std::time::Duration::from_secs(10), rd.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     let resp = match serde_json::from_str::<Request>(line.trim()) {
         Ok(req) => {
             let (tx, rx) = oneshot::channel();

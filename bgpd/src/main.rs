@@ -212,9 +212,13 @@ async fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cfg.kubeconfig.clone(),
     );
     let api_listener = api::bind(&control_path).context("control socket")?;
-    let (speaker, inputs, handles) = Speaker::start(cfg, Arc::clone(&metrics))
-        .await
-        .context("starting")?;
+    let (speaker, inputs, handles) = match Speaker::start(cfg, Arc::clone(&metrics)).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&control_path);
+            return Err(e).context("starting");
+        }
+    };
     tokio::spawn(api::serve(api_listener, handles.queries.clone()));
     if let Some(addr) = metrics_addr {
         let m = Arc::clone(&metrics);
