@@ -2,11 +2,13 @@
 //! emit -> parse unchanged.
 
 use dataplane::Family;
+use dataplane::conntrack::Conntrack;
 use dataplane::ipset::Sets;
 use dataplane::iptables::{
     AddrMask, Chain, Iface, MarkMatch, Match, Multiport, MultiportDir, Nat, NatRange, Neg, Policy,
     PortMatch, PortRange, ProtoSpec, RestoreScript, Rule, Ruleset, Statistic, Table, Target,
 };
+use dataplane::node::Sysctls;
 use proptest::prelude::*;
 
 const WORDS: &[&str] = &[
@@ -87,6 +89,8 @@ proptest! {
         let _ = RestoreScript::parse(Family::V4, &text);
         let _ = Rule::parse_spec(Family::V4, &text);
         let _ = Sets::parse(&text);
+        let _ = Conntrack::parse(&text);
+        let _ = Sysctls::parse(&text);
     }
 
     #[test]
