@@ -19,4 +19,5 @@ pub mod cli;
 pub mod collect;
 pub mod command;
 pub mod objects;
+pub mod redact;
 pub mod snapshot;
