@@ -17,6 +17,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod collect;
+pub mod kubeapi;
 pub mod command;
 pub mod objects;
 pub mod redact;
