@@ -21,4 +21,5 @@ pub mod kubeapi;
 pub mod command;
 pub mod objects;
 pub mod redact;
+pub mod resolve;
 pub mod snapshot;
