@@ -16,6 +16,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod cluster;
 pub mod collect;
 pub mod kubeapi;
 pub mod command;
