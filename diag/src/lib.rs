@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod collect;
 pub mod kubeapi;
 pub mod command;
+pub mod explain;
 pub mod objects;
 pub mod redact;
 pub mod resolve;
