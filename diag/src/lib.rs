@@ -12,15 +12,16 @@
 //! ```
 //! Modules: [`bundle`] (format, dir/tar I/O), [`command`] (the read-only allow-list),
 //! [`collect`], [`snapshot`], [`objects`] (Kubernetes objects), [`resolve`], [`cluster`],
-//! [`explain`], [`cli`]. Exit codes: 0 delivered, 1 dropped, 2 usage or input error.
+//! [`explain`], [`redact`], [`kubeapi`] (list-only API reads), [`cli`].
+//! Exit codes: 0 delivered, 1 dropped, 2 usage or input error.
 
 pub mod bundle;
 pub mod cli;
 pub mod cluster;
 pub mod collect;
-pub mod kubeapi;
 pub mod command;
 pub mod explain;
+pub mod kubeapi;
 pub mod objects;
 pub mod redact;
 pub mod resolve;
