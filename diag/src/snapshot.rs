@@ -16,6 +16,7 @@ use dataplane::Family;
 use dataplane::conntrack::Conntrack;
 use dataplane::ipset::Sets;
 use dataplane::iptables::Ruleset;
+use dataplane::ipvs::{IpvsError, IpvsState};
 use dataplane::nft;
 use dataplane::node::{NodeState, Sysctls};
 use dataplane::route::{self, Document, IpDocuments, RouteState};
@@ -47,87 +48,6 @@ impl fmt::Display for SnapshotError {
     }
 }
 
-/// One real server of an IPVS service (`-a -t VIP:PORT -r RIP:PORT -m -w 1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpvsReal {
-    /// `RIP:PORT`.
-    pub addr: String,
-    /// Forwarding method flag (`-m` masquerading, `-g` gatewaying, `-i` tunnelling).
-    pub method: String,
-    /// Weight.
-    pub weight: Option<u32>,
-}
-
-/// One IPVS virtual service (`-A -t VIP:PORT -s rr`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpvsService {
-    /// `-t` (TCP), `-u` (UDP), `-f` (firewall mark), `--sctp-service`.
-    pub kind: String,
-    /// `VIP:PORT` or the mark.
-    pub addr: String,
-    /// Scheduler (`-s`).
-    pub scheduler: Option<String>,
-    /// The other options of the line, as written.
-    pub options: Vec<String>,
-    /// Its real servers.
-    pub reals: Vec<IpvsReal>,
-}
-
-/// Parses `ipvsadm -Sn` (`-A` service lines, `-a` real server lines).
-pub fn parse_ipvsadm(text: &str) -> Result<Vec<IpvsService>, (usize, String)> {
-    let mut out: Vec<IpvsService> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.is_empty() || words[0].starts_with('#') {
-            continue;
-        }
-        let err = |m: &str| (i + 1, format!("{m}, found {line:?}"));
-        if words.len() < 3 {
-            return Err(err("expected `-A|-a -t|-u|-f ADDR ...`"));
-        }
-        let (kind, addr) = (words[1].to_string(), words[2].to_string());
-        let opt = |flag: &str| {
-            words
-                .iter()
-                .position(|w| *w == flag)
-                .and_then(|p| words.get(p + 1))
-                .map(|s| s.to_string())
-        };
-        match words[0] {
-            "-A" => out.push(IpvsService {
-                scheduler: opt("-s"),
-                options: words[3..].iter().map(|s| s.to_string()).collect(),
-                kind,
-                addr,
-                reals: Vec::new(),
-            }),
-            "-a" => {
-                let svc = out
-                    .iter_mut()
-                    .find(|s| s.kind == kind && s.addr == addr)
-                    .ok_or_else(|| err("real server of a service not declared before"))?;
-                let r = opt("-r").ok_or_else(|| err("expected -r RIP:PORT"))?;
-                let method = ["-m", "-g", "-i"]
-                    .iter()
-                    .find(|m| words.contains(m))
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| "-g".into());
-                let weight = match opt("-w") {
-                    Some(w) => Some(w.parse().map_err(|_| err("expected a number after -w"))?),
-                    None => None,
-                };
-                svc.reals.push(IpvsReal {
-                    addr: r,
-                    method,
-                    weight,
-                });
-            }
-            _ => return Err(err("expected -A or -a")),
-        }
-    }
-    Ok(out)
-}
-
 /// bgpd's status as `bgpd show ... --json` printed it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BgpdStatus {
@@ -148,8 +68,8 @@ pub struct Snapshot {
     pub node: NodeState,
     /// `nft -j list ruleset` (also holds iptables-nft's tables).
     pub nft: Option<nft::Ruleset>,
-    /// IPVS services (`ipvsadm -Sn`).
-    pub ipvs: Option<Vec<IpvsService>>,
+    /// IPVS virtual services (`ipvsadm -Sn`).
+    pub ipvs: Option<IpvsState>,
     /// `ip -j neigh show`, as printed.
     pub neighbours: Option<serde_json::Value>,
     /// bgpd's status, when it ran.
@@ -289,9 +209,14 @@ impl Snapshot {
             _ => None,
         };
         let ipvs = match text(Part::IpvsadmSave) {
-            Some(t) => {
-                Some(parse_ipvsadm(&t).map_err(|(line, m)| err(Part::IpvsadmSave, Some(line), m))?)
-            }
+            Some(t) => Some(IpvsState::from_save(&t).map_err(|e| {
+                let line = match &e {
+                    IpvsError::Syntax { line, .. }
+                    | IpvsError::UnknownService { line, .. }
+                    | IpvsError::Duplicate { line, .. } => *line,
+                };
+                err(Part::IpvsadmSave, Some(line), e.to_string())
+            })?),
             None => None,
         };
         let json = |part: Part| -> Result<Option<serde_json::Value>, SnapshotError> {
@@ -377,9 +302,10 @@ mod tests {
         let s = Snapshot::from_bundle(&b).unwrap();
         assert_eq!(s.node.iptables.len(), 1);
         assert_eq!(s.node.routes.settings.ipv4_forwarding, Some(true));
+        let ipvs = s.ipvs.as_ref().unwrap();
         assert_eq!(
-            s.ipvs.as_ref().unwrap()[0].reals[0].addr,
-            "198.18.66.2:8080"
+            ipvs.services[0].servers[0].addr,
+            "198.18.66.2".parse::<std::net::IpAddr>().unwrap()
         );
 
         let b = bundle(&[(
