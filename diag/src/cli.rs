@@ -1,10 +1,11 @@
-//! The command line: `diag collect`, `diag trace` (and, as `kubectl-diag`, `kubectl diag ...`).
+//! The command line: `diag collect`, `diag trace`, `diag check` (and, as `kubectl-diag`,
+//! `kubectl diag ...`).
 //! Parses arguments with clap, reads bundles, manifests and the live node, runs the pure
 //! modules, prints, and maps the outcome to the exit status.
 //!
 //! ```text
 //!   exit 0: delivered (no path fails), collect done
-//!   exit 1: some path is dropped, refused, loops or exceeds the hop bound
+//!   exit 1: some path is dropped, refused, loops or exceeds the hop bound; check: findings
 //!   exit 2: usage or input error (bad arguments, unreadable bundle, unknown name)
 //! ```
 
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use dataplane::{CtState, Family, Packet, Protocol};
 
 use crate::bundle::{Bundle, BundleError};
+use crate::check;
 use crate::cluster::{self, Cluster, ClusterOptions};
 use crate::collect::{self, CollectError, CollectOptions};
 use crate::command::{NameError, Target};
@@ -49,6 +51,48 @@ pub enum Command {
     Collect(CollectArgs),
     /// Trace a packet from SRC to DST, live or from bundles, across nodes.
     Trace(TraceArgs),
+    /// Run the blackhole catalogue over nodes, live or from bundles.
+    Check(CheckArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    /// Human text, the verdict first.
+    Text,
+    /// JSON (schemas in docs/diag.md).
+    Json,
+    /// A Graphviz digraph (trace only).
+    Dot,
+}
+
+/// `diag check` arguments.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A bundle (directory or tar) per node; repeat for several nodes.
+    #[arg(long = "bundle")]
+    pub bundles: Vec<PathBuf>,
+    /// Check live inside these network namespaces (NS or NS=NODE); repeat for several.
+    #[arg(long = "netns")]
+    pub netns: Vec<String>,
+    /// Kubernetes manifests (YAML or JSON; files or directories).
+    #[arg(long = "manifests")]
+    pub manifests: Vec<PathBuf>,
+    /// An address outside the cluster to probe from and to (a client, an upstream); repeat.
+    #[arg(long = "probe")]
+    pub probes: Vec<std::net::IpAddr>,
+    /// Run only these checks (ids from `diag check --list`); repeat.
+    #[arg(long = "only")]
+    pub only: Vec<String>,
+    /// List the catalogue and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: OutputArg,
+    /// Same as --output json.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `diag collect` arguments.
@@ -150,10 +194,13 @@ pub struct TraceArgs {
     /// The interface it arrives on (default: decided from routes).
     #[arg(long)]
     pub iif: Option<String>,
-    /// Print the JSON report (docs/diag.md).
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: OutputArg,
+    /// Same as --output json.
     #[arg(long, conflicts_with = "dot")]
     pub json: bool,
-    /// Print a Graphviz digraph.
+    /// Same as --output dot.
     #[arg(long)]
     pub dot: bool,
     /// At most this many paths.
@@ -219,6 +266,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let r = match cli.command {
         Command::Collect(a) => run_collect(&a, &mut out),
         Command::Trace(a) => run_trace(&a, &mut out),
+        Command::Check(a) => run_check(&a, &mut out),
     };
     match r {
         Ok(code) => code,
@@ -442,15 +490,48 @@ pub fn trace_report(a: &TraceArgs) -> Result<Report, CliError> {
 /// `diag trace`.
 pub fn run_trace(a: &TraceArgs, out: &mut dyn Write) -> Result<i32, CliError> {
     let report = trace_report(a)?;
-    let text = if a.json {
+    let text = if a.json || a.output == OutputArg::Json {
         report.to_json()
-    } else if a.dot {
+    } else if a.dot || a.output == OutputArg::Dot {
         explain::dot::render(&report)
     } else {
         explain::text::render(&report)
     };
     let _ = out.write_all(text.as_bytes());
     Ok(report.verdict.exit_code)
+}
+
+/// `diag check`.
+pub fn run_check(a: &CheckArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    if a.list {
+        for c in check::CATALOGUE {
+            let _ = writeln!(out, "{:<30} {}  [{}]", c.id, c.title, c.seen_in);
+        }
+        return Ok(EXIT_OK);
+    }
+    if let Some(bad) = a
+        .only
+        .iter()
+        .find(|o| !check::CATALOGUE.iter().any(|c| c.id == o.as_str()))
+    {
+        return Err(CliError::Usage(format!(
+            "--only {bad}: no such check (see diag check --list)"
+        )));
+    }
+    if a.output == OutputArg::Dot {
+        return Err(CliError::Usage("diag check has no --output dot".into()));
+    }
+    let objects = read_manifests(&a.manifests)?;
+    let snaps = load_snapshots(&a.bundles, &a.netns)?;
+    let cluster = Cluster::new(snaps, objects);
+    let report = check::run(&cluster, &a.probes, &a.only);
+    let text = if a.json || a.output == OutputArg::Json {
+        report.to_json()
+    } else {
+        report.to_text()
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(report.exit_code)
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@
 //! ```
 //! Modules: [`bundle`] (format, dir/tar I/O), [`command`] (the read-only allow-list),
 //! [`collect`], [`snapshot`], [`objects`] (Kubernetes objects), [`resolve`], [`cluster`],
-//! [`explain`], [`redact`], [`kubeapi`] (list-only API reads), [`cli`].
+//! [`explain`], [`check`] (the blackhole catalogue), [`redact`], [`kubeapi`] (list-only API reads), [`cli`].
 //! Exit codes: 0 delivered, 1 dropped, 2 usage or input error.
 
 pub mod bundle;
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod collect;

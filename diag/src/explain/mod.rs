@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, ClusterPath, ClusterTrace, Hop, Outcome};
 use crate::resolve::{Entry, Party};
+use crate::snapshot::Snapshot;
 
 /// The schema name and version of [`Report`] JSON.
 pub const SCHEMA: &str = "diag.trace/v1";
@@ -132,6 +133,18 @@ pub struct NodeInfo {
     pub time: String,
     /// Kernel release.
     pub kernel: Option<String>,
+}
+
+impl NodeInfo {
+    /// The facts of a snapshot.
+    pub fn of(s: &Snapshot) -> NodeInfo {
+        NodeInfo {
+            name: s.name().to_string(),
+            origin: s.origin.clone(),
+            time: s.manifest.time.clone(),
+            kernel: s.manifest.kernel.clone(),
+        }
+    }
 }
 
 /// `diag trace` output (`--json` prints exactly this).
@@ -436,16 +449,7 @@ impl Report {
             endpoints: eps.into_values().collect(),
             assumptions,
             unexplored_probability: trace.unexplored_probability,
-            nodes: cluster
-                .nodes
-                .iter()
-                .map(|s| NodeInfo {
-                    name: s.name().to_string(),
-                    origin: s.origin.clone(),
-                    time: s.manifest.time.clone(),
-                    kernel: s.manifest.kernel.clone(),
-                })
-                .collect(),
+            nodes: cluster.nodes.iter().map(NodeInfo::of).collect(),
         }
     }
 
