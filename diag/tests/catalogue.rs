@@ -548,3 +548,64 @@ fn conntrack_table_nearly_full() {
     let f = findings(&rep, "conntrack-full", Some("node1"));
     assert_eq!(f[0].severity, Severity::Error);
 }
+
+#[test]
+fn service_trace_across_nodes_by_name() {
+    let r = Rack::new("diag-svc");
+    restore(
+        &r.n1,
+        &format!(
+            "{NAT_HEAD}:KUBE-SERVICES - [0:0]\n:KUBE-SVC-W - [0:0]\n:KUBE-SEP-B - [0:0]\n\
+             -A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
+             -A KUBE-SERVICES -d 198.19.0.10/32 -p tcp -m comment --comment \"demo/web:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-W\n\
+             -A KUBE-SVC-W -m comment --comment \"demo/web:http -> {b}:8080\" -j KUBE-SEP-B\n\
+             -A KUBE-SEP-B -p tcp -m comment --comment \"demo/web:http\" -m tcp -j DNAT --to-destination {b}:8080\n\
+             COMMIT\n",
+            b = r.b4()
+        ),
+    );
+    let g =
+        r.a.tcp_connect(ip("198.19.0.10"), 80, T)
+            .expect("a -> Service");
+    assert!(g.starts_with("b tcp"), "{g}");
+    let manifests = r.dir.path().join("objects.yaml");
+    std::fs::write(
+        &manifests,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: a, namespace: demo}}\nspec: {{nodeName: node1, containers: [{{name: x, image: x}}]}}\nstatus: {{podIP: {a}, podIPs: [{{ip: {a}}}]}}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {{name: b, namespace: demo}}\nspec: {{nodeName: node2, containers: [{{name: x, image: x}}]}}\nstatus: {{podIP: {b}, podIPs: [{{ip: {b}}}]}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: demo}}\nspec: {{clusterIP: 198.19.0.10, ports: [{{name: http, port: 80, protocol: TCP, targetPort: 8080}}]}}\n",
+            a = r.a4(),
+            b = r.b4()
+        ),
+    )
+    .unwrap();
+    let m = manifests.to_str().unwrap();
+    let t = r.trace("svc", &["demo/a", "svc/demo/web:http", "--manifests", m]);
+    assert_eq!(
+        t.verdict.text,
+        format!("DELIVERED to demo/b ({}:8080) on node2", r.b4())
+    );
+    let hops: Vec<&str> = t.paths[0].hops.iter().map(|h| h.node.as_str()).collect();
+    assert_eq!(hops, ["node1", "node2"]);
+    // the text names the DNAT rule on node1 and the arrival on node2
+    let mut args: Vec<String> = [
+        "trace",
+        "demo/a",
+        "svc/demo/web:http",
+        "--manifests",
+        m,
+        "--no-k8s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(r.netns_args());
+    let (code, text, err) = common::diag(&args);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(
+        text.contains(&format!("DNAT 198.19.0.10:80 -> {}:8080", r.b4()))
+            && text.contains("node2  arrives on eth0"),
+        "{text}"
+    );
+}
