@@ -74,6 +74,8 @@ pub struct ServicePort {
     pub name: Option<String>,
     /// How it is reached.
     pub kind: ServiceKind,
+    /// The chain its `KUBE-SERVICES` rule jumps to (`KUBE-SVC-…`, `KUBE-FW-…`).
+    pub chain: Option<String>,
 }
 
 impl ServicePort {
@@ -231,7 +233,9 @@ pub fn rules(node: &NodeState) -> Vec<RuleAt<'_>> {
 
 /// What the checks know about the cluster.
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
+pub struct Facts<'a> {
+    /// Every iptables rule, per node (index as in the cluster), in save order.
+    pub rules: Vec<Vec<RuleAt<'a>>>,
     /// Pods, by node.
     pub pods: Vec<PodAddr>,
     /// Service ports, by node.
@@ -240,10 +244,11 @@ pub struct Facts {
     pub probes: Vec<IpAddr>,
 }
 
-impl Facts {
+impl<'a> Facts<'a> {
     /// Derives the facts of a cluster.
-    pub fn new(cluster: &Cluster, probes: &[IpAddr]) -> Facts {
+    pub fn new(cluster: &'a Cluster, probes: &[IpAddr]) -> Facts<'a> {
         let mut f = Facts {
+            rules: cluster.nodes.iter().map(|s| rules(&s.node)).collect(),
             probes: probes.to_vec(),
             ..Facts::default()
         };
@@ -269,7 +274,7 @@ impl Facts {
                     name: cluster.pod_name(addr),
                 });
             }
-            for r in rules(&s.node) {
+            for r in &f.rules[i] {
                 if r.chain != "KUBE-SERVICES" {
                     continue;
                 }
@@ -292,6 +297,7 @@ impl Facts {
                 let name = comment.split_whitespace().next().map(String::from);
                 let sp = ServicePort {
                     node: i,
+                    chain: r.target().map(String::from),
                     vip,
                     proto,
                     port,
@@ -309,6 +315,51 @@ impl Facts {
     /// The pods of node `i`.
     pub fn pods_of(&self, i: usize) -> impl Iterator<Item = &PodAddr> {
         self.pods.iter().filter(move |p| p.node == i)
+    }
+
+    /// The Service ports of node `i` whose chains lead to a DNAT to `addr` (walking jumps and
+    /// gotos back from every nat `DNAT --to-destination ADDR[:PORT]` rule to `KUBE-SERVICES`).
+    pub fn services_to(&self, i: usize, addr: IpAddr) -> Vec<&ServicePort> {
+        let rules = &self.rules[i];
+        let want = match addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let mut chains: std::collections::BTreeSet<&str> = rules
+            .iter()
+            .filter(|r| r.table == "nat" && r.target() == Some("DNAT"))
+            .filter(|r| {
+                r.opt("--to-destination").is_some_and(|d| {
+                    d == want
+                        || d.strip_prefix(want.as_str())
+                            .is_some_and(|x| x.starts_with(':'))
+                })
+            })
+            .map(|r| r.chain)
+            .collect();
+        // callers of those chains, a few levels up (SEP <- SVC <- EXT <- FW)
+        for _ in 0..4 {
+            let up: Vec<&str> = rules
+                .iter()
+                .filter(|r| r.table == "nat")
+                .filter(|r| {
+                    r.target()
+                        .or_else(|| r.opt("-g"))
+                        .is_some_and(|t| chains.contains(t))
+                })
+                .map(|r| r.chain)
+                .collect();
+            let before = chains.len();
+            chains.extend(up);
+            if chains.len() == before {
+                break;
+            }
+        }
+        self.services
+            .iter()
+            .filter(|sp| sp.node == i)
+            .filter(|sp| sp.chain.as_deref().is_some_and(|c| chains.contains(c)))
+            .collect()
     }
 
     /// Whether `addr` is a known pod (on any node).

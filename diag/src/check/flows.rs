@@ -4,7 +4,7 @@
 //! UDP conntrack entries replayed as new flows (stale endpoints). Pure.
 //!
 //! ```text
-//!   pods (≤ 4 per node) x pods ──trace──> IpRpFilter on iif ──> rp-filter-asymmetric
+//!   pods (≤ 4 per node) x pods (≤ 256 pairs) ──trace──> IpRpFilter on iif ──> rp-filter-asymmetric
 //!                                     └─> filter/FORWARD policy DROP ──> forward-policy-drop
 //!   pod -> own ClusterIP ──trace──> DNAT back to itself, source kept ──> hairpin-no-masquerade
 //!   client (--probe, pods) -> LB IP ──trace──> dropped after KUBE-FW-* ──> lb-source-ranges
@@ -40,6 +40,9 @@ pub const HAIRPIN_NO_MASQUERADE: &str = "hairpin-no-masquerade";
 /// Pods per node the pod-to-pod probes start from and go to.
 const PODS_PER_NODE: usize = 4;
 
+/// At most this many pod-to-pod probes.
+const MAX_PAIRS: usize = 256;
+
 /// The port pod-to-pod probes use (TCP).
 pub const PROBE_PORT: u16 = 80;
 
@@ -64,6 +67,9 @@ fn pod_pairs<'a>(cx: &'a Cx<'_>) -> Vec<(&'a PodAddr, &'a PodAddr, ClusterTrace)
         for b in &pods {
             if a.addr == b.addr || Family::of(&a.addr) != Family::of(&b.addr) {
                 continue;
+            }
+            if out.len() >= MAX_PAIRS {
+                return out;
             }
             let t = probe_from_pod(cx.cluster, a, b.addr, Protocol::Tcp, PROBE_PORT);
             out.push((*a, *b, t));
@@ -169,10 +175,10 @@ pub fn forward_policy_drop(cx: &Cx<'_>) -> Vec<Finding> {
                 .cluster
                 .nodes
                 .iter()
-                .find(|s| s.name() == h.node)
-                .map(|s| {
-                    super::facts::rules(&s.node)
-                        .into_iter()
+                .position(|s| s.name() == h.node)
+                .map(|k| {
+                    cx.facts.rules[k]
+                        .iter()
                         .filter(|r| r.table == table && r.chain == chain)
                         .count()
                 })
@@ -215,11 +221,12 @@ pub fn hairpin_no_masquerade(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, _) in cx.cluster.nodes.iter().enumerate() {
         for pod in cx.facts.pods_of(i) {
-            for sp in cx.facts.services.iter().filter(|s| {
-                s.node == i
-                    && s.kind == ServiceKind::ClusterIp
-                    && Family::of(&s.vip) == Family::of(&pod.addr)
-            }) {
+            for sp in cx
+                .facts
+                .services_to(i, pod.addr)
+                .into_iter()
+                .filter(|s| s.kind == ServiceKind::ClusterIp)
+            {
                 let t = probe_from_pod(cx.cluster, pod, sp.vip, sp.proto, sp.port);
                 let mut share = 0.0;
                 let mut ev = Vec::new();
@@ -372,7 +379,7 @@ pub fn probe_to_node(
 /// dropped after kube-proxy's `KUBE-FW-…` chain (loadBalancerSourceRanges).
 pub fn lb_source_ranges(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (i, s) in cx.cluster.nodes.iter().enumerate() {
+    for i in 0..cx.cluster.nodes.len() {
         for sp in cx
             .facts
             .services
@@ -400,8 +407,8 @@ pub fn lb_source_ranges(cx: &Cx<'_>) -> Vec<Finding> {
                     probe_from_pod(cx.cluster, pod, sp.vip, sp.proto, sp.port),
                 ));
             }
-            let allowed: Vec<String> = super::facts::rules(&s.node)
-                .into_iter()
+            let allowed: Vec<String> = cx.facts.rules[i]
+                .iter()
                 .filter(|r| r.chain.starts_with("KUBE-FW-") && r.opt("-s").is_some())
                 .filter(|r| {
                     r.comment()
@@ -496,8 +503,8 @@ pub fn masquerade_missing(cx: &Cx<'_>) -> Vec<Finding> {
                 if h.packet_out.src != pod.addr {
                     continue;
                 }
-                let snat_rules = super::facts::rules(&s.node)
-                    .into_iter()
+                let snat_rules = cx.facts.rules[i]
+                    .iter()
                     .filter(|r| {
                         r.table == "nat" && matches!(r.target(), Some("MASQUERADE" | "SNAT"))
                     })

@@ -116,7 +116,7 @@ pub struct Cx<'a> {
     /// The snapshots and objects.
     pub cluster: &'a Cluster,
     /// Derived facts.
-    pub facts: Facts,
+    pub facts: Facts<'a>,
 }
 
 impl Cx<'_> {

@@ -16,7 +16,7 @@ use dataplane::node::Backend;
 use dataplane::trace::{Effect, Verdict};
 use dataplane::{Family, Protocol};
 
-use super::facts::{RuleAt, rules};
+use super::facts::RuleAt;
 use super::flows::probe_to_node;
 use super::{Cx, Evidence, EvidenceKind, Finding, Severity};
 
@@ -37,9 +37,9 @@ fn service_of(comment: &str) -> String {
 /// `-m comment --comment "NS/SVC:PORT has no endpoints" ... -j REJECT`.
 pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (i, s) in cx.cluster.nodes.iter().enumerate() {
+    for i in 0..cx.cluster.nodes.len() {
         let mut by_svc: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in rules(&s.node) {
+        for r in &cx.facts.rules[i] {
             let Some(c) = r.comment() else { continue };
             if c.ends_with("has no endpoints") && r.target() == Some("REJECT") {
                 by_svc.entry(service_of(&c)).or_default().push(r.evidence());
@@ -74,9 +74,9 @@ pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
 /// local endpoint: `--comment "NS/SVC:PORT has no local endpoints" ... -j DROP`.
 pub fn etp_local_no_local_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (i, s) in cx.cluster.nodes.iter().enumerate() {
+    for i in 0..cx.cluster.nodes.len() {
         let mut by_svc: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in rules(&s.node) {
+        for r in &cx.facts.rules[i] {
             let Some(c) = r.comment() else { continue };
             if c.ends_with("has no local endpoints") && r.target() == Some("DROP") {
                 by_svc.entry(service_of(&c)).or_default().push(r.evidence());
@@ -186,7 +186,7 @@ pub fn port_collision(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, s) in cx.cluster.nodes.iter().enumerate() {
         let mut claims: BTreeMap<(Family, Protocol, u16), Vec<Claim<'_>>> = BTreeMap::new();
-        for r in rules(&s.node) {
+        for r in &cx.facts.rules[i] {
             if r.table != "nat" {
                 continue;
             }
@@ -198,7 +198,7 @@ pub fn port_collision(cx: &Cx<'_>) -> Vec<Finding> {
                 let svc = r.comment().map(|c| service_of(&c)).unwrap_or_default();
                 claims.entry(key).or_default().push(Claim {
                     what: format!("NodePort of {svc}"),
-                    rule: r,
+                    rule: r.clone(),
                     nodeport: true,
                 });
             } else if !r.chain.starts_with("KUBE-") && r.target() == Some("DNAT") {
@@ -211,7 +211,7 @@ pub fn port_collision(cx: &Cx<'_>) -> Vec<Finding> {
                 }
                 claims.entry(key).or_default().push(Claim {
                     what: format!("a DNAT (hostPort) to {to}"),
-                    rule: r,
+                    rule: r.clone(),
                     nodeport: false,
                 });
             }
