@@ -1,0 +1,293 @@
+//! Checks that read iptables rules: Services kube-proxy rejects for lack of endpoints, the
+//! externalTrafficPolicy: Local drop, two back ends holding rules, and ports claimed twice (a
+//! NodePort and a hostPort, or two hostPorts: a "wormhole"). Pure.
+//!
+//! ```text
+//!   rules(node) ── REJECT "… has no endpoints"        ──> service-no-endpoints
+//!               ── DROP   "… has no local endpoints"  ──> etp-local-no-local-endpoints
+//!   NodeState::both_backends_active                    ──> iptables-both-backends
+//!   KUBE-NODEPORTS --dport N + DNAT --dport N elsewhere ──> port-collision (+ a probe trace:
+//!                                                            who gets node:N)
+//! ```
+
+use std::collections::BTreeMap;
+
+use dataplane::node::Backend;
+use dataplane::trace::{Effect, Verdict};
+use dataplane::{Family, Protocol};
+
+use super::facts::RuleAt;
+use super::flows::probe_to_node;
+use super::{Cx, Evidence, EvidenceKind, Finding, Severity};
+
+/// Check id.
+pub const SERVICE_NO_ENDPOINTS: &str = "service-no-endpoints";
+/// Check id.
+pub const ETP_LOCAL_NO_LOCAL_ENDPOINTS: &str = "etp-local-no-local-endpoints";
+/// Check id.
+pub const IPTABLES_BOTH_BACKENDS: &str = "iptables-both-backends";
+/// Check id.
+pub const PORT_COLLISION: &str = "port-collision";
+
+fn service_of(comment: &str) -> String {
+    comment.split_whitespace().next().unwrap_or("?").to_string()
+}
+
+/// Rules kube-proxy writes for a Service port with no ready endpoint:
+/// `-m comment --comment "NS/SVC:PORT has no endpoints" ... -j REJECT`.
+pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for i in 0..cx.cluster.nodes.len() {
+        let mut by_svc: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &cx.facts.rules[i] {
+            let Some(c) = r.comment() else { continue };
+            if c.ends_with("has no endpoints") && r.target() == Some("REJECT") {
+                by_svc.entry(service_of(&c)).or_default().push(r.evidence());
+            }
+        }
+        for (svc, ev) in by_svc {
+            out.push(Finding {
+                check: SERVICE_NO_ENDPOINTS.into(),
+                severity: Severity::Error,
+                node: Some(cx.node_name(i)),
+                summary: format!(
+                    "Service port {svc} has no ready endpoints: kube-proxy rejects its traffic \
+                     (clients see connection refused / host unreachable)"
+                ),
+                evidence: ev
+                    .into_iter()
+                    .map(|t| Evidence::new(EvidenceKind::Rule, t))
+                    .collect(),
+                fix: format!(
+                    "check the Service's selector and its pods' readiness: kubectl get \
+                     endpointslices -l kubernetes.io/service-name={} -n {}",
+                    svc.split(['/', ':']).nth(1).unwrap_or("NAME"),
+                    svc.split('/').next().unwrap_or("NS")
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// Rules kube-proxy writes for an `externalTrafficPolicy: Local` Service on a node with no
+/// local endpoint: `--comment "NS/SVC:PORT has no local endpoints" ... -j DROP`.
+pub fn etp_local_no_local_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for i in 0..cx.cluster.nodes.len() {
+        let mut by_svc: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &cx.facts.rules[i] {
+            let Some(c) = r.comment() else { continue };
+            if c.ends_with("has no local endpoints") && r.target() == Some("DROP") {
+                by_svc.entry(service_of(&c)).or_default().push(r.evidence());
+            }
+        }
+        for (svc, ev) in by_svc {
+            out.push(Finding {
+                check: ETP_LOCAL_NO_LOCAL_ENDPOINTS.into(),
+                severity: Severity::Warning,
+                node: Some(cx.node_name(i)),
+                summary: format!(
+                    "{svc} has externalTrafficPolicy: Local and no endpoint on this node: \
+                     external traffic (NodePort, LoadBalancer, external IPs) arriving here is \
+                     dropped"
+                ),
+                evidence: ev
+                    .into_iter()
+                    .map(|t| Evidence::new(EvidenceKind::Rule, t))
+                    .collect(),
+                fix: "send external traffic only to nodes with a ready endpoint (the load \
+                      balancer's health check on healthCheckNodePort does this), run an \
+                      endpoint on this node, or use externalTrafficPolicy: Cluster"
+                    .into(),
+            });
+        }
+    }
+    out
+}
+
+/// Both `iptables-legacy` and `iptables-nft` hold rules for one family: the kernel runs both,
+/// and stale chains in one (often kube-proxy's from before a switch) still act.
+pub fn iptables_both_backends(cx: &Cx<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, s) in cx.cluster.nodes.iter().enumerate() {
+        for family in [Family::V4, Family::V6] {
+            if !s.node.both_backends_active(family) {
+                continue;
+            }
+            let mut evidence = Vec::new();
+            for st in s.node.iptables(family) {
+                let n: usize = st
+                    .ruleset
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.chains())
+                    .map(|c| c.rules.len())
+                    .sum();
+                let kube = st
+                    .ruleset
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.chains())
+                    .filter(|c| c.name.starts_with("KUBE-"))
+                    .count();
+                let drops: Vec<String> = st
+                    .ruleset
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.chains().iter().map(move |c| (t, c)))
+                    .filter(|(_, c)| c.policy == Some(dataplane::iptables::Policy::Drop))
+                    .map(|(t, c)| format!("{}/{} policy DROP", t.name, c.name))
+                    .collect();
+                let mut text = format!(
+                    "{}-save: {n} rules, {kube} KUBE-* chains",
+                    st.backend.command(family)
+                );
+                if !drops.is_empty() {
+                    text.push_str(&format!(", {}", drops.join(", ")));
+                }
+                evidence.push(Evidence::new(EvidenceKind::Note, text));
+            }
+            let legacy = Backend::Legacy.command(family);
+            out.push(Finding {
+                check: IPTABLES_BOTH_BACKENDS.into(),
+                severity: Severity::Warning,
+                node: Some(cx.node_name(i)),
+                summary: format!(
+                    "both iptables back ends hold {} rules: the kernel runs both, so rules left \
+                     in one (stale KUBE-SERVICES, a DROP policy) still act",
+                    match family {
+                        Family::V4 => "IPv4",
+                        Family::V6 => "IPv6",
+                    }
+                ),
+                evidence,
+                fix: format!(
+                    "use one back end everywhere (the one kube-proxy and the CNI use; \
+                     update-alternatives --display iptables) and flush the other: \
+                     {legacy}-save shows what the legacy side holds"
+                ),
+            });
+        }
+    }
+    out
+}
+
+struct Claim<'a> {
+    rule: RuleAt<'a>,
+    what: String,
+    nodeport: bool,
+}
+
+/// Ports claimed twice on a node: a NodePort (`KUBE-NODEPORTS --dport N`) and a DNAT rule
+/// outside kube-proxy's chains for the same port (a CNI `portmap` hostPort), or two such DNATs
+/// to different destinations. A probe to the node's address on that port shows which wins.
+pub fn port_collision(cx: &Cx<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, s) in cx.cluster.nodes.iter().enumerate() {
+        let mut claims: BTreeMap<(Family, Protocol, u16), Vec<Claim<'_>>> = BTreeMap::new();
+        for r in &cx.facts.rules[i] {
+            if r.table != "nat" {
+                continue;
+            }
+            let (Some(proto), Some(port)) = (r.proto(), r.dport()) else {
+                continue;
+            };
+            let key = (r.family, proto, port);
+            if r.chain == "KUBE-NODEPORTS" {
+                let svc = r.comment().map(|c| service_of(&c)).unwrap_or_default();
+                claims.entry(key).or_default().push(Claim {
+                    what: format!("NodePort of {svc}"),
+                    rule: r.clone(),
+                    nodeport: true,
+                });
+            } else if !r.chain.starts_with("KUBE-") && r.target() == Some("DNAT") {
+                let to = r.opt("--to-destination").unwrap_or("?").to_string();
+                if claims
+                    .get(&key)
+                    .is_some_and(|v| v.iter().any(|c| !c.nodeport && c.what.ends_with(&to)))
+                {
+                    continue;
+                }
+                claims.entry(key).or_default().push(Claim {
+                    what: format!("a DNAT (hostPort) to {to}"),
+                    rule: r.clone(),
+                    nodeport: false,
+                });
+            }
+        }
+        for ((family, proto, port), cl) in claims {
+            if cl.len() < 2 {
+                continue;
+            }
+            let whats: Vec<&str> = cl.iter().map(|c| c.what.as_str()).collect();
+            let mut evidence: Vec<Evidence> = cl
+                .iter()
+                .map(|c| Evidence::new(EvidenceKind::Rule, c.rule.evidence()))
+                .collect();
+            let mut severity = Severity::Warning;
+            let mut result = String::new();
+            let addr = crate::resolve::node_primary_addr(s, Some(family));
+            if let Some(t) = addr.and_then(|a| probe_to_node(cx, i, a, proto, port)) {
+                for p in &t.paths {
+                    let dnat = p
+                        .hops
+                        .iter()
+                        .flat_map(|h| &h.steps)
+                        .find(|st| matches!(st.effect, Effect::Dnat { .. }));
+                    let Some(st) = dnat else { continue };
+                    let Effect::Dnat { to, .. } = &st.effect else {
+                        continue;
+                    };
+                    let by_kube = st.chain.as_deref().is_some_and(|c| c.starts_with("KUBE-"));
+                    if !by_kube {
+                        severity = Severity::Error;
+                    }
+                    if let Some(r) = &st.rule {
+                        evidence.push(Evidence::new(
+                            EvidenceKind::Trace,
+                            format!(
+                                "probe to {}:{port}/{proto}: DNAT to {to} by {}/{}#{}: {}{}",
+                                addr.map(|a| a.to_string()).unwrap_or_default(),
+                                r.table,
+                                r.chain,
+                                r.index,
+                                r.text,
+                                match &p.hops.last().map(|h| &h.verdict) {
+                                    Some(Verdict::Forwarded { out_dev, .. }) =>
+                                        format!(" -> forwarded out {out_dev}"),
+                                    _ => String::new(),
+                                }
+                            ),
+                        ));
+                    }
+                    result = if by_kube {
+                        format!(
+                            "; traffic to the node's port goes to the Service ({to}), the other claim never sees it"
+                        )
+                    } else {
+                        format!(
+                            "; traffic to the node's port goes to {to}, not to the Service's endpoints"
+                        )
+                    };
+                    break;
+                }
+            }
+            out.push(Finding {
+                check: PORT_COLLISION.into(),
+                severity,
+                node: Some(cx.node_name(i)),
+                summary: format!(
+                    "{proto} port {port} is claimed by {}{result}",
+                    whats.join(" and by ")
+                ),
+                evidence,
+                fix: "give the hostPort pod another port or move it (hostPorts and NodePorts \
+                      share the node's port space); remove stale CNI-HOSTPORT/CNI-DN rules of \
+                      deleted pods; keep NodePorts inside --service-node-port-range"
+                    .into(),
+            });
+        }
+    }
+    out
+}
