@@ -224,7 +224,9 @@ fn failure_detail(v: &Verdict) -> String {
         Verdict::MtuExceeded { .. } => format!("at the MTU check: {v}"),
         v => format!("at routing: {v}"),
     };
-    if let Some(r) = v.drop_reason() {
+    if let Some(r) = v.drop_reason()
+        && !s.contains(r.code())
+    {
         s.push_str(&format!(" [{r}]"));
     }
     s
