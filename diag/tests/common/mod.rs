@@ -159,10 +159,21 @@ impl Rack {
                 "--node-name",
                 n.name(),
                 "--no-k8s",
+                "--conntrack-limit",
+                "200",
                 "--out",
                 out.to_str().unwrap(),
             ]);
             assert_eq!(code, 0, "collect {}: {stdout}{stderr}", n.name());
+            // DIAG_CAPTURE=DIR keeps the bundles as fixtures (tests/fixtures/catalogue)
+            if let Some(dir) = std::env::var_os("DIAG_CAPTURE") {
+                let to = PathBuf::from(dir).join(tag).join(n.name());
+                std::fs::create_dir_all(&to).unwrap();
+                for e in std::fs::read_dir(&out).unwrap() {
+                    let e = e.unwrap();
+                    std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                }
+            }
             v.push("--bundle".into());
             v.push(out.display().to_string());
         }
