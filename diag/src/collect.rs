@@ -26,7 +26,7 @@ use crate::command::{BgpdShow, CmdOutput, ReadCommand, RunError, Runner, SysctlK
 pub const CONNTRACK_LIMIT: usize = 10_000;
 
 /// Where bgpd's control socket is looked for by default.
-pub const BGPD_SOCKET: &str = "/run/bgpd/bgpd.sock";
+pub const BGPD_SOCKET: &str = "/run/bgpd.sock";
 
 /// What to collect.
 #[derive(Debug, Clone)]

@@ -175,7 +175,7 @@ pub enum ReadCommand {
     Sysctl(Vec<SysctlKey>),
     /// `conntrack -L -o extended -f ipv4|ipv6`.
     ConntrackList(Family),
-    /// `bgpd --control-socket PATH show neighbors|routes --json`.
+    /// `bgpd --socket PATH show neighbors|routes --json`.
     Bgpd(BgpdShow, PathBuf),
     /// A tool's version.
     Version(Tool),
@@ -218,7 +218,7 @@ impl ReadCommand {
                 };
                 vec![
                     "bgpd".into(),
-                    "--control-socket".into(),
+                    "--socket".into(),
                     sock.display().to_string(),
                     "show".into(),
                     w.into(),

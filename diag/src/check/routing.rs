@@ -81,10 +81,15 @@ fn remote_pod_targets(cx: &Cx<'_>, i: usize) -> Vec<(IpAddr, String)> {
 }
 
 fn bgpd_evidence(s: &Snapshot) -> Vec<Evidence> {
+    match s.bgpd.as_ref().and_then(|b| b.neighbors.as_ref()) {
+        Some(n) => sessions_down(n),
+        None => Vec::new(),
+    }
+}
+
+/// The sessions of `bgpd show neighbors --json` that are not Established.
+fn sessions_down(n: &serde_json::Value) -> Vec<Evidence> {
     let mut out = Vec::new();
-    let Some(n) = s.bgpd.as_ref().and_then(|b| b.neighbors.as_ref()) else {
-        return out;
-    };
     fn walk(v: &serde_json::Value, out: &mut Vec<Evidence>) {
         match v {
             serde_json::Value::Object(m) => {
@@ -95,7 +100,11 @@ fn bgpd_evidence(s: &Snapshot) -> Vec<Evidence> {
                         .get("address")
                         .or_else(|| m.get("peer"))
                         .or_else(|| m.get("name"))
-                        .map(|p| p.to_string())
+                        .map(|p| {
+                            p.as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| p.to_string())
+                        })
                         .unwrap_or_else(|| "?".into());
                     out.push(Evidence::new(
                         EvidenceKind::Note,
@@ -552,4 +561,21 @@ pub fn conntrack_full(cx: &Cx<'_>) -> Vec<Finding> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bgpd_sessions_not_established_are_evidence() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"address": "198.18.0.1", "asn": "65000", "state": "Active", "since_secs": 3},
+                {"address": "198.18.0.2", "asn": "65000", "state": "Established", "since_secs": 9}]"#,
+        )
+        .unwrap();
+        let e = sessions_down(&v);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].text, "bgpd: neighbor 198.18.0.1 is Active");
+    }
 }
