@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   rules(node) ── REJECT "… has no endpoints"        ──> service-no-endpoints
+//!   ipvsadm -Sn ── -A without -a (or all -w 0)         ──> service-no-endpoints
 //!               ── DROP   "… has no local endpoints"  ──> etp-local-no-local-endpoints
 //!   NodeState::both_backends_active                    ──> iptables-both-backends
 //!   KUBE-NODEPORTS --dport N + DNAT --dport N elsewhere ──> port-collision (+ a probe trace:
@@ -12,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use dataplane::ipvs::SockAddr;
 use dataplane::node::Backend;
 use dataplane::trace::{Effect, Verdict};
 use dataplane::{Family, Protocol};
@@ -34,9 +36,46 @@ fn service_of(comment: &str) -> String {
 }
 
 /// Rules kube-proxy writes for a Service port with no ready endpoint:
-/// `-m comment --comment "NS/SVC:PORT has no endpoints" ... -j REJECT`.
+/// `-m comment --comment "NS/SVC:PORT has no endpoints" ... -j REJECT`; and IPVS virtual
+/// services (`ipvsadm -Sn`) with no real server, or only servers of weight 0.
 pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
+    for (i, s) in cx.cluster.nodes.iter().enumerate() {
+        let Some(ipvs) = &s.ipvs else { continue };
+        for svc in &ipvs.services {
+            if svc.servers.iter().any(|r| r.weight > 0) {
+                continue;
+            }
+            let key = svc.key.to_ipvsadm();
+            let mut evidence = vec![Evidence::new(
+                EvidenceKind::Note,
+                format!("ipvsadm -Sn: -A {key} -s {}", svc.scheduler.name()),
+            )];
+            evidence.extend(svc.servers.iter().map(|r| {
+                Evidence::new(
+                    EvidenceKind::Note,
+                    format!("ipvsadm -Sn: -a {key} -r {} -w 0", SockAddr(r.addr, r.port)),
+                )
+            }));
+            out.push(Finding {
+                check: SERVICE_NO_ENDPOINTS.into(),
+                severity: Severity::Error,
+                node: Some(cx.node_name(i)),
+                summary: format!(
+                    "IPVS virtual service {key} has {}: new connections to it fail",
+                    if svc.servers.is_empty() {
+                        "no real server"
+                    } else {
+                        "only real servers of weight 0 (terminating)"
+                    }
+                ),
+                evidence,
+                fix: "check the Service's selector and its pods' readiness (kubectl get \
+                      endpointslices -l kubernetes.io/service-name=NAME)"
+                    .into(),
+            });
+        }
+    }
     for i in 0..cx.cluster.nodes.len() {
         let mut by_svc: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in &cx.facts.rules[i] {
@@ -290,4 +329,51 @@ pub fn port_collision(cx: &Cx<'_>) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Bundle, FileEntry, FileStatus, Manifest, Part};
+    use crate::check::Facts;
+    use crate::cluster::Cluster;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn ipvs_services_without_servers() {
+        let mut b = Bundle::new(Manifest::new("n1", "t"), "B");
+        b.put(
+            FileEntry {
+                part: Part::IpvsadmSave,
+                file: None,
+                command: "ipvsadm -Sn".into(),
+                status: FileStatus::Ok,
+                exit_code: Some(0),
+                note: None,
+                bytes: None,
+                sha256: None,
+                truncated: None,
+            },
+            Some(
+                b"-A -t 198.19.0.10:80 -s rr\n-A -t 198.19.0.11:80 -s rr\n\
+                  -a -t 198.19.0.11:80 -r 198.18.65.2:8080 -m -w 0\n\
+                  -A -u 198.19.0.12:53 -s rr\n-a -u 198.19.0.12:53 -r 198.18.65.3:53 -m -w 1\n"
+                    .to_vec(),
+            ),
+        );
+        let c = Cluster::new(vec![Snapshot::from_bundle(&b).unwrap()], Default::default());
+        let cx = Cx {
+            cluster: &c,
+            facts: Facts::new(&c, &[]),
+        };
+        let f = service_no_endpoints(&cx);
+        let s: Vec<&str> = f.iter().map(|f| f.summary.as_str()).collect();
+        assert_eq!(
+            s,
+            [
+                "IPVS virtual service -t 198.19.0.10:80 has no real server: new connections to it fail",
+                "IPVS virtual service -t 198.19.0.11:80 has only real servers of weight 0 (terminating): new connections to it fail"
+            ]
+        );
+    }
 }
