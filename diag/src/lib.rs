@@ -9,11 +9,14 @@
 //!             bundles or the API)──> entry node + packet
 //!          ──cluster::trace (dataplane::trace per node, hop to the node owning the next hop)──>
 //!             ClusterTrace ──explain──> text (verdict first) | JSON (docs/diag.md) | DOT
+//!   snapshots ──check (the blackhole catalogue: rules, routes, sysctls, probe traces)──>
+//!             findings (evidence, fix) ──> text | JSON
 //! ```
 //! Modules: [`bundle`] (format, dir/tar I/O), [`command`] (the read-only allow-list),
 //! [`collect`], [`snapshot`], [`objects`] (Kubernetes objects), [`resolve`], [`cluster`],
-//! [`explain`], [`check`] (the blackhole catalogue), [`redact`], [`kubeapi`] (list-only API reads), [`cli`].
-//! Exit codes: 0 delivered, 1 dropped, 2 usage or input error.
+//! [`explain`], [`check`] (the blackhole catalogue), [`redact`], [`kubeapi`] (list-only API
+//! reads), [`cli`].
+//! Exit codes: 0 delivered / no findings, 1 dropped / findings, 2 usage or input error.
 
 pub mod bundle;
 pub mod check;
