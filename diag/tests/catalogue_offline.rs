@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use clap::Parser;
 use diag::bundle::Bundle;
 use diag::check;
 use diag::cluster::Cluster;
@@ -75,4 +76,56 @@ fn every_scenario_bundle_gives_its_finding() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `diag trace` from a pod to a Service whose endpoint is on the other node, from the two
+/// bundles of the kernel test `service_trace_across_nodes_by_name` (golden `trace.txt`, and the
+/// JSON report reads back as the same value).
+#[test]
+fn pod_to_service_across_two_bundles() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catalogue/svc");
+    let mut args: Vec<String> = [
+        "diag",
+        "trace",
+        "198.18.65.2",
+        "198.19.0.10",
+        "--port",
+        "80",
+        "--no-k8s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for n in ["node1", "node2"] {
+        args.push("--bundle".into());
+        args.push(dir.join(n).display().to_string());
+    }
+    let trace_args = match diag::cli::Cli::try_parse_from(&args).unwrap().command {
+        diag::cli::Command::Trace(a) => a,
+        _ => unreachable!(),
+    };
+    let report = diag::cli::trace_report(&trace_args).unwrap();
+    assert_eq!(report.verdict.exit_code, 0);
+    let hops: Vec<&str> = report.paths[0]
+        .hops
+        .iter()
+        .map(|h| h.node.as_str())
+        .collect();
+    assert_eq!(hops, ["node1", "node2"]);
+    let json = report.to_json();
+    let back: diag::explain::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+
+    let text = diag::explain::text::render(&report);
+    // bundle paths differ per checkout: only the text, which does not print them
+    let golden = dir.join("trace.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    if expected != text {
+        let d = similar::TextDiff::from_lines(&expected, &text);
+        panic!("trace.txt:\n{}", d.unified_diff().context_radius(2));
+    }
 }
