@@ -10,10 +10,12 @@
 //!
 //! This crate holds the pure service model ([`model`]), upstream's chain names ([`names`]),
 //! the command line and `KubeProxyConfiguration` ([`config`]), the manifest file source
-//! ([`source`]) and the pure renders ([`render`]). Apply, sync and the API watchers are
-//! built on top of these.
+//! ([`source`]) and the pure renders ([`render`]); on top of them the kernel layer
+//! ([`apply`], [`conntrack`]).
 
+pub mod apply;
 pub mod config;
+pub mod conntrack;
 pub mod model;
 pub mod names;
 pub mod render;
