@@ -11,11 +11,13 @@
 //! This crate holds the pure service model ([`model`]), upstream's chain names ([`names`]),
 //! the command line and `KubeProxyConfiguration` ([`config`]), the manifest file source
 //! ([`source`]) and the pure renders ([`render`]); on top of them the kernel layer
-//! ([`apply`], [`conntrack`]).
+//! ([`apply`], [`conntrack`]) and the health and metrics servers ([`health`], [`metrics`]).
 
 pub mod apply;
 pub mod config;
 pub mod conntrack;
+pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod render;
