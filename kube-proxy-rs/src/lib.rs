@@ -11,7 +11,8 @@
 //! This crate holds the pure service model ([`model`]), upstream's chain names ([`names`]),
 //! the command line and `KubeProxyConfiguration` ([`config`]), the manifest file source
 //! ([`source`]) and the pure renders ([`render`]); on top of them the kernel layer
-//! ([`apply`], [`conntrack`]) and the health and metrics servers ([`health`], [`metrics`]).
+//! ([`apply`], [`conntrack`]), the sync loop ([`sync`]), the object sources ([`watch`]) and
+//! the health and metrics servers ([`health`], [`metrics`]).
 
 pub mod apply;
 pub mod config;
@@ -22,3 +23,5 @@ pub mod model;
 pub mod names;
 pub mod render;
 pub mod source;
+pub mod sync;
+pub mod watch;

@@ -1,0 +1,236 @@
+//! One family's sync (upstream's iptables `Proxier.syncProxyRules`, minus the model): a
+//! [`ProxyState`] in, one `iptables-restore --noflush` out through a [`RuleWriter`].
+//!
+//! ```text
+//!   ProxyState ─render─> Rendered ─┬─ full:    ensure jumps + canaries, iptables-save -t nat
+//!                                  │           (stale chains) ─> whole restore input
+//!                                  └─ partial: diff with the state the kernel holds ─>
+//!                                              top-level chains + changed services' chains
+//!   ─> writer.restore(input) ── ok: the kernel holds `state` now
+//!                            └─ refused: nothing of the failing table changed; the state
+//!                               held is unknown from now on, so the next sync is full
+//! ```
+//! A partial sync needs to know what the kernel holds: the state of the last successful
+//! restore and the per-service chains it left. Anything else (start, a failure, a canary
+//! gone, a node change) makes the sync full.
+
+use dataplane::Family;
+
+use crate::apply::{self, ApplyError, RuleWriter};
+use crate::model::{ChangeSet, ProxyState};
+use crate::render::iptables::{
+    RenderOptions, Rendered, RuleCounts, Table, is_service_chain, render_iptables,
+    render_iptables_reusing,
+};
+
+/// What one successful sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// It was a full sync.
+    pub full: bool,
+    /// Rule and chain counts of the whole render (upstream `sync_proxy_rules_iptables_total`).
+    pub counts: RuleCounts,
+    /// Filter rules written by this restore (upstream `sync_proxy_rules_iptables_last`).
+    pub filter_rules_written: usize,
+    /// Nat rules written by this restore.
+    pub nat_rules_written: usize,
+    /// Stale per-service chains deleted.
+    pub deleted_chains: Vec<String>,
+    /// Jump rules that had to be inserted (full syncs; 0 when all were there).
+    pub jumps_inserted: usize,
+    /// What changed since the previous successful sync (everything on the first one).
+    pub changes: ChangeSet,
+    /// Bytes of restore input.
+    pub input_bytes: usize,
+}
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Creating chains, inserting jump rules or reading the rules failed.
+    #[error("{family} preparing the sync: {source}")]
+    Prepare {
+        /// `IPv4` / `IPv6`.
+        family: &'static str,
+        /// The writer's error.
+        source: ApplyError,
+    },
+    /// The restore was refused (the error names the line and shows it).
+    #[error("{family} {kind} restore: {source}")]
+    Restore {
+        /// `IPv4` / `IPv6`.
+        family: &'static str,
+        /// `full` / `partial`.
+        kind: &'static str,
+        /// The writer's error.
+        source: ApplyError,
+    },
+}
+
+/// The family's name for logs (`IPv4`, `IPv6`).
+pub fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+/// One family's proxier.
+#[derive(Debug)]
+pub struct Proxier<W> {
+    writer: W,
+    opts: RenderOptions,
+    /// The state the kernel holds (the last restore that succeeded); `None`: unknown.
+    applied: Option<ProxyState>,
+    /// The per-service nat chains the kernel holds after that restore.
+    chains: Vec<String>,
+    /// The previous render, whose buffers the next render reuses.
+    previous: Option<Rendered>,
+}
+
+impl<W: RuleWriter> Proxier<W> {
+    /// A proxier writing through `writer`; the first sync is full.
+    pub fn new(writer: W, opts: RenderOptions) -> Proxier<W> {
+        Proxier {
+            writer,
+            opts,
+            applied: None,
+            chains: Vec::new(),
+            previous: None,
+        }
+    }
+
+    /// The family.
+    pub fn family(&self) -> Family {
+        self.writer.family()
+    }
+
+    /// The writer (tests look at the fake's rules through it).
+    pub fn writer(&self) -> &W {
+        &self.writer
+    }
+
+    /// The writer, mutable (to check canaries, or to inject a fault in tests).
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+
+    /// The state the kernel holds, if known.
+    pub fn applied(&self) -> Option<&ProxyState> {
+        self.applied.as_ref()
+    }
+
+    /// Forgets what the kernel holds: the next sync is full.
+    pub fn invalidate(&mut self) {
+        self.applied = None;
+    }
+
+    /// The render options (host facts may be refreshed between syncs).
+    pub fn options_mut(&mut self) -> &mut RenderOptions {
+        &mut self.opts
+    }
+
+    /// Writes `state` into the kernel: fully when `full` or when what the kernel holds is
+    /// not known, else only what changed. On success the kernel holds `state` and the
+    /// previous state is returned beside what was done (conntrack cleanup compares them).
+    pub fn sync(
+        &mut self,
+        state: &ProxyState,
+        full: bool,
+    ) -> Result<(Applied, Option<ProxyState>), SyncError> {
+        let family = family_name(self.family());
+        let full = full || self.applied.is_none();
+        let rendered = match self.previous.take() {
+            Some(prev) => render_iptables_reusing(state, &self.opts, prev),
+            None => render_iptables(state, &self.opts),
+        };
+        let changes = match &self.applied {
+            Some(old) if !full => state.diff(old),
+            _ => everything(state, self.applied.as_ref()),
+        };
+        let prepare = |source| SyncError::Prepare { family, source };
+
+        let (input, filter_written, nat_written, deleted, jumps_inserted) = if full {
+            let jumps = apply::ensure_jump_rules(&mut self.writer).map_err(prepare)?;
+            apply::ensure_canaries(&mut self.writer).map_err(prepare)?;
+            let save = self.writer.save("nat").map_err(prepare)?;
+            let existing = apply::declared_chains(&save);
+            let stale = rendered.stale_chains(&existing);
+            let mut out = Vec::with_capacity(64 * 1024);
+            // Writing into a Vec cannot fail.
+            let _ = rendered.write_restore(&mut out, &stale);
+            let counts = rendered.counts();
+            (
+                String::from_utf8(out).unwrap_or_default(),
+                counts.filter_rules,
+                counts.nat_rules,
+                stale.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                jumps,
+            )
+        } else {
+            let existing: Vec<&str> = self.chains.iter().map(String::as_str).collect();
+            let stale: Vec<String> = rendered
+                .stale_chains(&existing)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            let p = rendered.partial(&changes, &existing);
+            (p.text, p.filter_rules, p.nat_rules, stale, 0)
+        };
+
+        let result = self.writer.restore(&input);
+        let counts = rendered.counts();
+        let chains: Vec<String> = rendered
+            .chain_names(Table::Nat)
+            .filter(|c| is_service_chain(c))
+            .map(str::to_string)
+            .collect();
+        self.previous = Some(rendered);
+        match result {
+            Ok(()) => {
+                self.chains = chains;
+                let old = self.applied.replace(state.clone());
+                Ok((
+                    Applied {
+                        full,
+                        counts,
+                        filter_rules_written: filter_written,
+                        nat_rules_written: nat_written,
+                        deleted_chains: deleted,
+                        jumps_inserted,
+                        changes,
+                        input_bytes: input.len(),
+                    },
+                    old,
+                ))
+            }
+            Err(source) => {
+                // A table before the failing one may have been committed: what the kernel
+                // holds is unknown now.
+                self.applied = None;
+                Err(SyncError::Restore {
+                    family,
+                    kind: if full { "full" } else { "partial" },
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The change set of a full sync: every port of `state` added (or changed, when it was in
+/// the previous state), every port of the previous state that is gone removed.
+fn everything(state: &ProxyState, old: Option<&ProxyState>) -> ChangeSet {
+    match old {
+        Some(old) => {
+            let mut cs = state.diff(old);
+            cs.node_changed = true;
+            cs
+        }
+        None => ChangeSet {
+            added: state.services.keys().cloned().collect(),
+            node_changed: true,
+            ..ChangeSet::default()
+        },
+    }
+}
