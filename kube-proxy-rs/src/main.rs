@@ -28,7 +28,7 @@ use kube_proxy_rs::sync::{Debouncer, Engine, Proxier, Timing, family_name};
 use kube_proxy_rs::watch::{self, Feed, Objects};
 
 /// How often `--manifests` files are re-read (a change is used once two reads agree).
-const MANIFEST_POLL: Duration = Duration::from_millis(200);
+const MANIFEST_POLL: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
     let cfg = match Config::load(std::env::args_os()) {
@@ -50,8 +50,10 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbosity: u32) {
+    // kube-client logs every failed request at ERROR (its HTTP trace layer); a failed watch
+    // is reported once by our watcher at WARN instead, so those stay quiet below -v=4.
     let default = match verbosity {
-        0..=3 => "info",
+        0..=3 => "info,kube_client::client::builder=off",
         4..=5 => "info,kube_proxy_rs=debug,kube_proxy_rs_bin=debug",
         _ => "debug",
     };
