@@ -9,11 +9,13 @@
 //!                 ──chain_exists───────────> iptables -S KUBE-PROXY-CANARY (canaries)
 //!   --cleanup     ──cleanup(writer)────────> -D jumps, flush + -X every KUBE-* chain of ours
 //! ```
-//! Each writer serves one family (`iptables` or `ip6tables`) of one backend.
+//! Each writer serves one family (`iptables` or `ip6tables`) of one backend, in the network
+//! namespace of the calling thread ([`netns::in_netns`] runs work in another one).
 
 pub mod backend;
 pub mod exec;
 pub mod fake;
+pub mod netns;
 
 use std::fmt;
 

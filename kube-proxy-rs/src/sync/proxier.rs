@@ -86,6 +86,9 @@ pub struct Proxier<W> {
     chains: Vec<String>,
     /// The previous render, whose buffers the next render reuses.
     previous: Option<Rendered>,
+    /// Keep the last restore input (benches feed it to `iptables-restore` alone).
+    keep_input: bool,
+    last_input: Option<String>,
 }
 
 impl<W: RuleWriter> Proxier<W> {
@@ -97,7 +100,37 @@ impl<W: RuleWriter> Proxier<W> {
             applied: None,
             chains: Vec::new(),
             previous: None,
+            keep_input: false,
+            last_input: None,
         }
+    }
+
+    /// Keeps the restore input of each sync, for [`Proxier::last_input`] (off by default: a
+    /// full sync's input is tens of MB at 10k services).
+    pub fn keep_input(&mut self, keep: bool) {
+        self.keep_input = keep;
+        if !keep {
+            self.last_input = None;
+        }
+    }
+
+    /// The restore input of the last sync (applied or refused), when kept.
+    pub fn last_input(&self) -> Option<&str> {
+        self.last_input.as_deref()
+    }
+
+    /// A full sync of `state` (render, jump rules and canaries, `iptables-save -t nat` for
+    /// stale chains, one `iptables-restore`): what a sync at start or after a failure costs.
+    pub fn sync_full(&mut self, state: &ProxyState) -> Result<Applied, SyncError> {
+        self.sync(state, true).map(|(applied, _)| applied)
+    }
+
+    /// A partial sync to `state` from the state the last sync applied: only the chains of
+    /// the services that differ, plus the top-level chains (full when that state is unknown).
+    /// After a [`Proxier::sync_full`] of a state, a `state` with one Service changed is the
+    /// one-service partial sync.
+    pub fn sync_changes(&mut self, state: &ProxyState) -> Result<Applied, SyncError> {
+        self.sync(state, false).map(|(applied, _)| applied)
     }
 
     /// The family.
@@ -179,6 +212,10 @@ impl<W: RuleWriter> Proxier<W> {
         };
 
         let result = self.writer.restore(&input);
+        let input_bytes = input.len();
+        if self.keep_input {
+            self.last_input = Some(input);
+        }
         let counts = rendered.counts();
         let chains: Vec<String> = rendered
             .chain_names(Table::Nat)
@@ -199,7 +236,7 @@ impl<W: RuleWriter> Proxier<W> {
                         deleted_chains: deleted,
                         jumps_inserted,
                         changes,
-                        input_bytes: input.len(),
+                        input_bytes,
                     },
                     old,
                 ))

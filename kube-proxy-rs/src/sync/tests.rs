@@ -311,3 +311,43 @@ fn health_check_ports_and_local_endpoints_come_from_both_families() {
         [2]
     );
 }
+
+fn ipv4_state(objs: &Objects) -> crate::model::ProxyState {
+    crate::model::build(
+        objs.services.iter().map(|s| &**s),
+        objs.endpoint_slices.iter().map(|s| &**s),
+        objs.node.as_deref(),
+        &model(),
+    )
+    .ipv4
+}
+
+#[test]
+fn bench_entry_points_full_then_one_service_partial_with_the_inputs_kept() {
+    let one = ipv4_state(&two_services(&["198.18.65.3"]));
+    let two = ipv4_state(&two_services(&["198.18.65.3", "198.18.65.4"]));
+    let mut p = Proxier::new(FakeWriter::new(Family::V4), RenderOptions::default());
+    assert!(p.last_input().is_none());
+    p.keep_input(true);
+    let full = p.sync_full(&one).unwrap();
+    assert!(full.full);
+    let full_input = p.last_input().unwrap().to_string();
+    assert_eq!(full_input.len(), full.input_bytes);
+    // The full input on its own, into a node that has the jump rules and canaries, is the
+    // same kernel state (what a bench's "iptables-restore alone" baseline replays).
+    let mut replay = FakeWriter::new(Family::V4);
+    apply::ensure_jump_rules(&mut replay).unwrap();
+    apply::ensure_canaries(&mut replay).unwrap();
+    replay.restore(&full_input).unwrap();
+    assert_eq!(tables(&replay), tables(p.writer()));
+
+    let partial = p.sync_changes(&two).unwrap();
+    assert!(!partial.full);
+    assert_eq!(partial.changes.services().len(), 1);
+    let partial_input = p.last_input().unwrap();
+    assert!(partial_input.len() < full_input.len());
+    replay.restore(partial_input).unwrap();
+    assert_eq!(tables(&replay), tables(p.writer()));
+    p.keep_input(false);
+    assert!(p.last_input().is_none());
+}
