@@ -127,6 +127,13 @@ impl Feed {
         }
     }
 
+    /// Marks the current generation as seen, then takes the snapshot: a change that lands
+    /// after this call wakes [`Feed::changed`] again, one already in the snapshot does not.
+    pub fn take(&mut self) -> Option<Arc<Objects>> {
+        self.changes.borrow_and_update();
+        self.snapshot()
+    }
+
     /// Waits until the objects changed (or the source ended: then never returns).
     pub async fn changed(&mut self) {
         if self.changes.changed().await.is_err() {

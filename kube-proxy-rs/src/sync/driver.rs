@@ -218,8 +218,8 @@ impl Driver {
 
     /// Runs forever (until the task is dropped).
     pub async fn run(mut self) {
-        // Wait for the initial lists.
-        while *self.feed.changes.borrow() == 0 {
+        // Wait for the initial lists (the first sync reads whatever came until it starts).
+        while *self.feed.changes.borrow_and_update() == 0 {
             self.feed.changed().await;
         }
         let _ = self.classify_change();
@@ -296,7 +296,7 @@ impl Driver {
     }
 
     async fn sync(&mut self, full: Option<FullReason>, trigger: Trigger) -> Event {
-        let Some(objects) = self.feed.snapshot() else {
+        let Some(objects) = self.feed.take() else {
             return Event::Synced {
                 full: false,
                 ok: false,
