@@ -13,7 +13,9 @@
 pub mod capture;
 pub mod case;
 pub mod generate;
+pub mod gotmpl;
 pub mod kube;
+pub mod manifest;
 pub mod outcome;
 pub mod probe;
 pub mod topo;
