@@ -12,6 +12,7 @@
 
 pub mod capture;
 pub mod case;
+pub mod chart;
 pub mod generate;
 pub mod gotmpl;
 pub mod kube;

@@ -9,94 +9,29 @@
 //!   container commands ──kube-proxy-rs's clap flags / bgpd's clap flags (from bgpd/src/main.rs)
 //! ```
 //! Each check has a negative case beside it that breaks one thing and expects the failure.
+//! The image and the kubectl plugin have their own files (image.rs, kubectl_plugin.rs).
 
 #![allow(missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use serde_json::{Value, json};
+use system_tests::chart::{
+    CHART, NAMESPACE, daemonset, files_under, objects_of, plain_objects, pod_spec, read,
+    render_chart, repo,
+};
 use system_tests::gotmpl;
 use system_tests::manifest::{self, Grant, KindRef, ManifestError, Object};
-
-const NAMESPACE: &str = "kube-system";
-const CHART: &str = "deploy/helm/k8s-dataplane";
 /// Sample downward-API values the checks substitute, as a kubelet would on node-1.
 const NODE_NAME: &str = "node-1";
 const NODE_IPS: &str = "2001:db8::11,198.18.0.11";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn yaml_value(path: &Path) -> Value {
-    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == ext) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 // ---------------------------------------------------------------------------------------
 // The chart, rendered without Helm
-
-/// The chart's templates rendered with `values.yaml` merged with `overrides`, by path below
-/// `templates/` (templates that render to nothing are left out, as Helm does).
-fn render_chart(overrides: &Value) -> BTreeMap<String, String> {
-    let chart = repo().join(CHART);
-    let mut values = yaml_value(&chart.join("values.yaml"));
-    gotmpl::merge_values(&mut values, overrides);
-    let meta = yaml_value(&chart.join("Chart.yaml"));
-    let root = json!({
-        "Values": values,
-        "Release": {"Name": "dataplane", "Namespace": NAMESPACE, "Service": "Helm"},
-        "Chart": {"Name": meta["name"], "Version": meta["version"], "AppVersion": meta["appVersion"]},
-    });
-    let templates = chart.join("templates");
-    let mut out = BTreeMap::new();
-    for path in files_under(&templates, "yaml") {
-        let rel = path
-            .strip_prefix(&templates)
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
-        let name = path.file_name().unwrap().to_string_lossy();
-        if name.starts_with('_') {
-            continue;
-        }
-        let text = gotmpl::render(&format!("templates/{rel}"), &read(&path), &root)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let text = text.trim_start_matches('\n');
-        if text.trim().is_empty() {
-            continue;
-        }
-        out.insert(rel, format!("{}\n", text.trim_end()));
-    }
-    out
-}
 
 fn generated_header(rel: &str) -> String {
     format!(
@@ -130,34 +65,6 @@ fn variants() -> Vec<(&'static str, Value)> {
             json!({"bgpd": {"enabled": false}, "diag": {"rbac": false}}),
         ),
     ]
-}
-
-/// Every object of a rendered chart.
-fn objects_of(rendered: &BTreeMap<String, String>) -> Result<Vec<Object>, ManifestError> {
-    let mut out = Vec::new();
-    for (rel, text) in rendered {
-        let file = PathBuf::from(format!("{CHART}/templates/{rel} (rendered)"));
-        for (i, v) in manifest::documents(&file, text)? {
-            out.push(manifest::typed(&file, i, &v)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Every object of the plain manifests in deploy/ (the chart's directory excluded).
-fn plain_objects() -> Result<Vec<Object>, ManifestError> {
-    let deploy = repo().join("deploy");
-    let mut out = Vec::new();
-    for path in files_under(&deploy, "yaml") {
-        if path.starts_with(deploy.join("helm")) {
-            continue;
-        }
-        let rel = path.strip_prefix(repo()).unwrap().to_path_buf();
-        for (i, v) in manifest::documents(&rel, &read(&path))? {
-            out.push(manifest::typed(&rel, i, &v)?);
-        }
-    }
-    Ok(out)
 }
 
 #[test]
@@ -405,16 +312,6 @@ fn rbac_problems(p: &Program, have: &BTreeSet<Grant>) -> Vec<String> {
     problems
 }
 
-fn daemonset<'a>(objects: &'a [Object], name: &str) -> &'a DaemonSet {
-    objects
-        .iter()
-        .find_map(|o| match o {
-            Object::DaemonSet(d) if d.metadata.name.as_deref() == Some(name) => Some(&**d),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no DaemonSet {name}"))
-}
-
 fn service_account_of(ds: &DaemonSet) -> (String, String) {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let sa = ds.spec.template.spec.as_ref().unwrap();
@@ -497,10 +394,6 @@ fn rbac_grants_exactly_what_each_program_reads() {
 
 // ---------------------------------------------------------------------------------------
 // Embedded configurations and command lines
-
-fn pod_spec(ds: &DaemonSet) -> &k8s_openapi::api::core::v1::PodSpec {
-    ds.spec.template.spec.as_ref().unwrap()
-}
 
 /// The container's environment as the kubelet would give it on node-1.
 fn env_of(c: &Container) -> BTreeMap<String, String> {
@@ -1000,283 +893,6 @@ fn daemonsets_are_node_agents_with_the_mounts_and_capabilities_they_need() {
         [
             "bgpd: not hostNetwork",
             "bgpd: does not tolerate every taint"
-        ]
-    );
-}
-
-// ---------------------------------------------------------------------------------------
-// kubectl diag
-
-struct PluginRig {
-    dir: tempfile::TempDir,
-}
-
-impl PluginRig {
-    /// A fake `diag` that prints its arguments, $KUBECONFIG and that file's current-context,
-    /// and a kubeconfig with two contexts.
-    fn new() -> PluginRig {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::write(
-            bin.join("diag"),
-            "#!/bin/sh\nfor a in \"$@\"; do echo \"arg:$a\"; done\n\
-             echo \"KUBECONFIG=${KUBECONFIG:-}\"\n\
-             if [ -f \"${KUBECONFIG:-}\" ]; then grep '^current-context' \"$KUBECONFIG\"; fi\n\
-             exit 3\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            bin.join("diag"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("kubeconfig"),
-            "apiVersion: v1\nkind: Config\ncurrent-context: one\n\
-             clusters:\n- name: c1\n  cluster: {server: \"https://198.18.0.2:6443\"}\n\
-             - name: c2\n  cluster: {server: \"https://198.18.0.3:6443\"}\n\
-             contexts:\n- name: one\n  context: {cluster: c1, user: u}\n\
-             - name: two\n  context: {cluster: c2, user: u}\n\
-             users:\n- name: u\n  user: {token: t}\n",
-        )
-        .unwrap();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        PluginRig { dir }
-    }
-
-    fn path(&self) -> String {
-        format!(
-            "{}:{}:/usr/bin:/bin",
-            self.dir.path().join("bin").display(),
-            repo().join("deploy").display()
-        )
-    }
-
-    /// Runs `program args` with the rig's PATH, HOME, TMPDIR and (if given) KUBECONFIG;
-    /// returns (exit code, stdout lines, stderr).
-    fn run(&self, program: &str, args: &[&str], kubeconfig: bool) -> (i32, Vec<String>, String) {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", self.path())
-            .env("HOME", self.dir.path())
-            .env("TMPDIR", self.dir.path().join("tmp"));
-        if kubeconfig {
-            cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig"));
-        }
-        let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}"));
-        let lines = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        (
-            out.status.code().unwrap_or(-1),
-            lines,
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    }
-
-    fn leftovers(&self) -> usize {
-        std::fs::read_dir(self.dir.path().join("tmp"))
-            .unwrap()
-            .count()
-    }
-}
-
-#[test]
-fn kubectl_diag_passes_arguments_and_the_cluster_through() {
-    let rig = PluginRig::new();
-    let plugin = repo().join("deploy/kubectl-diag");
-    let plugin = plugin.to_str().unwrap();
-    let kc = rig.dir.path().join("kubeconfig").display().to_string();
-
-    // the words as given, the environment's kubeconfig untouched, diag's exit status kept
-    let (code, out, err) = rig.run(plugin, &["trace", "a b", "--json"], true);
-    assert_eq!(code, 3, "{err}");
-    assert_eq!(
-        out,
-        [
-            "arg:trace",
-            "arg:a b",
-            "arg:--json",
-            &format!("KUBECONFIG={kc}"),
-            "current-context: one"
-        ]
-    );
-
-    // --context: a private kubeconfig of that context, removed afterwards
-    let (code, out, err) = rig.run(plugin, &["trace", "--context", "two", "a", "b"], true);
-    assert_eq!(code, 3, "{err}");
-    assert_eq!(out[..3], ["arg:trace", "arg:a", "arg:b"]);
-    assert!(
-        out[3].starts_with("KUBECONFIG=") && out[3].contains("kubectl-diag."),
-        "{out:?}"
-    );
-    assert_eq!(out[4], "current-context: two");
-    assert_eq!(rig.leftovers(), 0, "temporary kubeconfig left behind");
-
-    // --kubeconfig=PATH becomes $KUBECONFIG; after `--` nothing is taken
-    let (_, out, _) = rig.run(
-        plugin,
-        &["collect", "--kubeconfig=/k/c", "--", "--context", "x"],
-        false,
-    );
-    assert_eq!(
-        out,
-        ["arg:collect", "arg:--context", "arg:x", "KUBECONFIG=/k/c"]
-    );
-
-    // negative: a flag without its value is an error, and diag does not run
-    let (code, out, err) = rig.run(plugin, &["trace", "--context"], true);
-    assert_eq!((code, out.len()), (2, 0));
-    assert!(err.contains("--context needs a value"), "{err}");
-    let (code, _, err) = rig.run(plugin, &["trace", "--context", "nope"], true);
-    assert_ne!(code, 0, "an unknown context must fail: {err}");
-    assert_eq!(rig.leftovers(), 0);
-}
-
-#[test]
-fn kubectl_finds_the_plugin_on_path() {
-    if !Path::new("/usr/bin/kubectl").exists()
-        && Command::new("kubectl").arg("version").output().is_err()
-    {
-        eprintln!("SKIPPED: no kubectl on this machine");
-        return;
-    }
-    let rig = PluginRig::new();
-    let (code, out, err) = rig.run("kubectl", &["plugin", "list"], false);
-    assert_eq!(code, 0, "{err}");
-    let listed = repo().join("deploy/kubectl-diag").display().to_string();
-    assert!(out.contains(&listed), "{listed} not in {out:?} ({err})");
-    let (code, out, err) = rig.run("kubectl", &["diag", "trace", "a", "b"], true);
-    assert_eq!(code, 3, "{err}");
-    assert_eq!(out[..3], ["arg:trace", "arg:a", "arg:b"]);
-    assert_eq!(out[4], "current-context: one");
-    // negative: a plugin name that is not installed
-    let (code, _, err) = rig.run("kubectl", &["diagx", "trace"], true);
-    assert_ne!(code, 0, "{err}");
-}
-
-// ---------------------------------------------------------------------------------------
-// The image
-
-/// What is wrong with a Dockerfile (and .dockerignore) for manifests that run `binaries`
-/// from /usr/local/bin, in a workspace with `members`.
-fn image_problems(
-    dockerfile: &str,
-    dockerignore: &str,
-    binaries: &BTreeSet<String>,
-    members: &[String],
-) -> Vec<String> {
-    let mut p = Vec::new();
-    // the default target is the last stage: the runtime every manifest uses
-    let last = dockerfile.rsplit("\nFROM ").next().unwrap_or("");
-    if !last.starts_with("debian:") {
-        p.push(format!(
-            "the last stage is not the Debian runtime: FROM {}",
-            last.lines().next().unwrap_or("")
-        ));
-    }
-    for tool in ["iptables", "ipset", "conntrack", "nftables", "iproute2"] {
-        if !last.split_whitespace().any(|w| w == tool) {
-            p.push(format!("the runtime does not install {tool}"));
-        }
-    }
-    for b in binaries {
-        let copied = last
-            .lines()
-            .filter(|l| l.starts_with("COPY --from=builder"))
-            .any(|l| l.split_whitespace().any(|w| w == format!("/out/{b}")));
-        if !copied {
-            p.push(format!(
-                "{b} is run by a manifest but not copied into the runtime"
-            ));
-        }
-        if !dockerfile.contains(&format!("--bin {b}")) {
-            p.push(format!("{b} is not built"));
-        }
-    }
-    for line in dockerignore.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        for m in members {
-            if line == m || line == format!("{m}/") || line == format!("/{m}") {
-                p.push(format!(".dockerignore drops workspace member {m}"));
-            }
-        }
-    }
-    p
-}
-
-/// The programs the manifests run from /usr/local/bin (commands, init containers, probes).
-fn binaries_run(objects: &[Object]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for o in objects {
-        let Object::DaemonSet(d) = o else { continue };
-        let pod = d.spec.template.spec.as_ref().unwrap();
-        for c in pod
-            .containers
-            .iter()
-            .chain(pod.init_containers.iter().flatten())
-        {
-            let probe = c
-                .liveness_probe
-                .iter()
-                .chain(&c.readiness_probe)
-                .filter_map(|p| p.exec.as_ref()?.command.clone())
-                .flatten();
-            for w in c.command.iter().flatten().cloned().chain(probe) {
-                for word in w.split_whitespace() {
-                    if let Some(b) = word.strip_prefix("/usr/local/bin/") {
-                        out.insert(b.to_string());
-                    }
-                }
-            }
-            // the init script calls bgpd through PATH
-            if c.command.iter().flatten().any(|w| w.contains("exec bgpd ")) {
-                out.insert("bgpd".into());
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn the_image_carries_what_the_manifests_run() {
-    let objects = plain_objects().unwrap();
-    let binaries = binaries_run(&objects);
-    assert_eq!(
-        binaries.iter().map(String::as_str).collect::<Vec<_>>(),
-        ["bgpd", "kube-proxy-rs"]
-    );
-    let cargo = read(&repo().join("Cargo.toml"));
-    let members: Vec<String> = cargo
-        .lines()
-        .find(|l| l.starts_with("members"))
-        .unwrap()
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
-    assert!(members.contains(&"bgpd".to_string()), "{members:?}");
-    let dockerfile = read(&repo().join("Dockerfile"));
-    let dockerignore = read(&repo().join(".dockerignore"));
-    let problems = image_problems(&dockerfile, &dockerignore, &binaries, &members);
-    assert!(problems.is_empty(), "{problems:#?}");
-    // negative: kube-proxy-rs not copied, nftables not installed, a member ignored
-    let broken = dockerfile
-        .replace("/out/kube-proxy-rs /out/bgpd", "/out/bgpd")
-        .replace(" nftables ", " ");
-    let problems = image_problems(&broken, "target\nbgpd\n", &binaries, &members);
-    assert_eq!(
-        problems,
-        [
-            "the runtime does not install nftables",
-            "kube-proxy-rs is run by a manifest but not copied into the runtime",
-            ".dockerignore drops workspace member bgpd"
         ]
     );
 }
