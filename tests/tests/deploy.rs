@@ -111,6 +111,13 @@ fn plain_manifests_are_the_charts_default_rendering() {
     );
     assert!(rendered.contains_key("kube-proxy-rs/daemonset.yaml"));
     assert!(rendered.contains_key("bgpd/daemonset.yaml"));
+    // negative: other values render something the checked-in file is not
+    let rel = "kube-proxy-rs/configmap.yaml";
+    let other = render_chart(&json!({"kubeProxy": {"mode": "nftables"}}));
+    assert_ne!(
+        format!("{}{}", generated_header(rel), other[rel]),
+        read(&deploy.join(rel))
+    );
 }
 
 #[test]
