@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::expr::{Expr, Match, Nat, NatKind, Reject, RejectType, SetOp, Stmt, Verdict};
+use super::index::TableIndex;
 use super::model::{Rule, Table};
 use super::read::{Cx, Lookup, Read, is_v4};
 use super::types::{Const, DType, Datum, parse_const};
@@ -155,7 +156,11 @@ impl RuleOutcome {
 impl Match {
     /// Evaluates this match for `pkt`, in `table` (whose sets `@name` refers to).
     pub fn eval(&self, table: &Table, pkt: &Packet, env: &dyn MatchEnv) -> MatchOutcome {
-        let cx = Cx { table, env };
+        let cx = Cx {
+            table,
+            env,
+            index: None,
+        };
         cx.eval_match(self, pkt, || stmt_text(&Stmt::Match(self.clone()), table))
     }
 }
@@ -507,7 +512,35 @@ impl Rule {
     /// rule may name), as the kernel does: a failed match or a lookup that finds nothing ends
     /// the rule; a verdict, NAT or reject ends it with a verdict.
     pub fn eval(&self, table: &Table, pkt: &Packet, env: &dyn MatchEnv) -> RuleOutcome {
-        let cx = Cx { table, env };
+        self.eval_cx(
+            &Cx {
+                table,
+                env,
+                index: None,
+            },
+            pkt,
+        )
+    }
+
+    /// [`Rule::eval`] with an index over the rule's table: set and map lookups hash their key
+    /// instead of parsing every element (for evaluating many rules of one ruleset).
+    pub fn eval_with(
+        &self,
+        index: &TableIndex<'_>,
+        pkt: &Packet,
+        env: &dyn MatchEnv,
+    ) -> RuleOutcome {
+        self.eval_cx(
+            &Cx {
+                table: index.table(),
+                env,
+                index: Some(index),
+            },
+            pkt,
+        )
+    }
+
+    fn eval_cx(&self, cx: &Cx<'_>, pkt: &Packet) -> RuleOutcome {
         let mut open = vec![Open {
             p: 1.0,
             pkt: pkt.clone(),
