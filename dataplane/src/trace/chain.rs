@@ -102,6 +102,7 @@ impl IptablesTable<'_> {
             chain: chain.name.clone(),
             index: i + 1,
             text,
+            handle: None,
         }
     }
 
