@@ -14,10 +14,11 @@ pub mod capture;
 pub mod case;
 pub mod generate;
 pub mod kube;
+pub mod kube_nft;
 pub mod outcome;
 pub mod probe;
 pub mod topo;
 
-pub use case::{Case, From, Report, Runner, Send, Setup};
+pub use case::{Case, From, Loader, Report, Runner, Send, Setup};
 pub use outcome::{Observed, Proto};
 pub use topo::DutLab;

@@ -83,7 +83,8 @@ impl fmt::Display for Endpoint {
 /// How a REJECT answers (`--reject-with`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RejectKind {
-    /// The iptables name (`icmp-port-unreachable`, `tcp-reset`, `icmp6-adm-prohibited`).
+    /// The iptables name (`icmp-port-unreachable`, `tcp-reset`, `icmp6-adm-prohibited`), or
+    /// nft's words for an nft `reject` (`tcp reset`, `icmpx port-unreachable`).
     pub name: String,
     /// ICMP / ICMPv6 type and code sent; `None` for a TCP RST.
     pub icmp: Option<(u8, u8)>,
