@@ -149,6 +149,12 @@ impl fmt::Display for Effect {
             Effect::SetUpdate { set, op, elem } => {
                 write!(f, "{op} @{set} {{ {elem} }} (for later packets)")
             }
+            Effect::Ipvs {
+                service,
+                scheduler,
+                server,
+                forward,
+            } => write!(f, "IPVS {service} ({scheduler}) -> {server} ({forward})"),
         }
     }
 }

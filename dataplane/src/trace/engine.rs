@@ -21,6 +21,7 @@ use crate::route::{Assumption as RouteAssumption, Lookup, RouteState};
 
 use super::TraceOptions;
 use super::env::Env;
+use super::ipvs::IpvsProgram;
 use super::model::{
     Assumption, AssumptionCode, Effect, Endpoint, RuleRef, Trace, TracePath, Truncation, Verdict,
 };
@@ -123,6 +124,9 @@ impl<'a> Tracer<'a> {
             );
         }
         tr.add_nft_programs(&mut programs, &positions);
+        if let Some(table) = &node.ipvs {
+            programs.push(Box::new(IpvsProgram { table, family }));
+        }
         tr.programs = programs;
         tr
     }
@@ -154,7 +158,8 @@ impl<'a> Tracer<'a> {
                 )
             } else {
                 format!(
-                    "table {} {} is assumed to be iptables-nft's and is traced as iptables; its chains {} are not in the iptables-nft dump and are not traced",
+                    "table {} {} is assumed to be iptables-nft's and is traced as iptables; its \
+                     chains {} are not in the iptables-nft dump and are not traced",
                     t.family,
                     t.name,
                     extra.join(", ")
@@ -178,7 +183,8 @@ impl<'a> Tracer<'a> {
                             "netfilter",
                             None,
                             format!(
-                                "{} {}/{}: hook {} is not modelled (assumed to let the packet pass unchanged)",
+                                "{} {}/{}: hook {} is not modelled (assumed to let the packet pass \
+                                 unchanged)",
                                 t.family, t.name, c.name, base.hook
                             ),
                         );
@@ -345,7 +351,9 @@ impl<'a> Tracer<'a> {
                     &format!("{hook}"),
                     None,
                     format!(
-                        "{} and {} have the same priority {pa}: the one registered last runs first (nf_hook_entries_grow); registration order is taken from the order of the nft dump, so {} runs first",
+                        "{} and {} have the same priority {pa}: the one registered last runs first \
+                         (nf_hook_entries_grow); registration order is taken from the order of the \
+                         nft dump (iptables-legacy tables and IPVS assumed first), so {} runs first",
                         a.name(),
                         b.name(),
                         a.name()
@@ -392,14 +400,16 @@ impl<'a> Tracer<'a> {
         for (_, station) in self.stations(hook) {
             let mut next = Vec::new();
             for s in live {
-                if s.verdict.is_some() {
+                if s.verdict.is_some() || s.leave.is_some() {
                     done.push(s);
                     continue;
                 }
                 let before = (s.pkt.mark, s.pkt.src, s.pkt.dst);
                 let (outs, reroute_kind) = match &station {
                     Station::Program(p) => (p.run(self, hook, s), p.reroutes()),
-                    Station::Conntrack if loopback => (vec![s], false),
+                    // the packet has its conntrack entry already (looped back, or sent on by
+                    // IPVS): nf_conntrack_in leaves it alone
+                    Station::Conntrack if loopback || s.ct.looked_up => (vec![s], false),
                     Station::Conntrack => (track::conntrack(self, s), false),
                     Station::Nat(ps) if loopback => {
                         let mut s = s;
@@ -451,7 +461,9 @@ impl<'a> Tracer<'a> {
                 .run_hook(Hook::Input, st, false)
                 .into_iter()
                 .map(|mut s| {
-                    if s.verdict.is_none() {
+                    if let Some(next) = s.leave.take() {
+                        s.phase = next;
+                    } else if s.verdict.is_none() {
                         let dev = s.pkt.iif.clone().unwrap_or_else(|| "lo".to_string());
                         let to = s.dst();
                         s.finish(Verdict::Delivered { dev, to });
@@ -477,10 +489,11 @@ impl<'a> Tracer<'a> {
                 .run_hook(Hook::Output, st, false)
                 .into_iter()
                 .map(|mut s| {
-                    s.phase = Phase::Postrouting;
+                    s.phase = s.leave.take().unwrap_or(Phase::Postrouting);
                     s
                 })
                 .collect(),
+            Phase::IpvsXmit => routing::route_ipvs(self, st),
             Phase::Postrouting => self
                 .run_hook(Hook::Postrouting, st, false)
                 .into_iter()

@@ -14,8 +14,9 @@
 //!        |                          |                              OUTPUT: raw conntrack mangle
 //!      local                     forward                             [mark/addr changed: re-route]
 //!        |                          |                                nat(-100) [dst changed: re-route]
-//!   INPUT: mangle filter      MTU check (DF) -> PKT_TOO_BIG          filter security
-//!     security nat(100)       FORWARD: mangle filter security              |
+//!   INPUT: mangle filter      MTU check (DF) -> PKT_TOO_BIG          IPVS(-98) filter security
+//!     security IPVS(99)       FORWARD: mangle filter security              |
+//!     nat(100)                      |                                      |
 //!        |                          |                                      |
 //!    Delivered                      +------------> POSTROUTING: mangle nat(100, SNAT/MASQUERADE)
 //!        ^                                                   |
@@ -26,6 +27,10 @@
 //!        +-------------------------------------------------- | ---------- INPUT hooks
 //!                                                        Forwarded { out dev, next hop }
 //! ```
+//! IPVS (when the node has virtual servers) schedules a new connection to a VIP this host
+//! owns at INPUT, or a locally sent one at OUTPUT: every real server forks the path with its
+//! scheduler share; masquerading servers DNAT the packet, which IPVS then sends on itself: a
+//! route to the server, the whole OUTPUT hook again, POSTROUTING (see `ipvs.rs`).
 //!
 //! Netfilter programs are iptables tables per back end (`iptables-legacy` and `iptables-nft`
 //! both run when both hold rules: an assumption orders them) and the base chains of native
@@ -81,6 +86,7 @@ mod chain;
 mod display;
 mod engine;
 mod env;
+mod ipvs;
 pub mod model;
 mod nat;
 mod nft;

@@ -230,6 +230,17 @@ pub enum Effect {
         /// The element, as computed from the packet.
         elem: String,
     },
+    /// IPVS scheduled a new connection of a virtual service to a real server.
+    Ipvs {
+        /// The service (`TCP 198.19.0.10:80`).
+        service: String,
+        /// The scheduler (`rr`).
+        scheduler: String,
+        /// The real server chosen on this path.
+        server: Endpoint,
+        /// Forwarding method (`masq`, `local`, `route`, `tunnel`).
+        forward: String,
+    },
 }
 
 /// One thing that happened to the packet.
@@ -551,6 +562,9 @@ pub enum AssumptionCode {
     NftCompat,
     /// A dynamic set update (`update @affinity-…`) is not applied to the set the trace reads.
     SetUpdate,
+    /// An IPVS decision rests on what the dump does not say (connection table, persistence,
+    /// live counts, `net.ipv4.vs.*` sysctls).
+    Ipvs,
 }
 
 /// Something the trace could not know and assumed.

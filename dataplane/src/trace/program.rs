@@ -83,6 +83,8 @@ pub(crate) fn table_priority(table: &str, hook: Hook) -> Option<i32> {
 pub(crate) enum Registration {
     /// An iptables-legacy table (x_tables): when it registered is not known; assumed first.
     Legacy,
+    /// A kernel module's own hooks (IPVS, registered with its first service): assumed first.
+    Module,
     /// An nf_tables base chain (native, or an iptables-nft table) at this position of the
     /// `nft list ruleset` dump, which lists tables and chains in creation order; `None`: not
     /// in the dump.
@@ -94,7 +96,7 @@ impl Registration {
     /// nf_tables chains, the last registered first; chains missing from the dump last.
     pub(crate) fn tie_key(self) -> (u8, std::cmp::Reverse<u64>) {
         match self {
-            Registration::Legacy => (0, std::cmp::Reverse(0)),
+            Registration::Legacy | Registration::Module => (0, std::cmp::Reverse(0)),
             Registration::NfTables(Some(pos)) => (1, std::cmp::Reverse(pos)),
             Registration::NfTables(None) => (2, std::cmp::Reverse(0)),
         }
