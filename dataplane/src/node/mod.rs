@@ -14,6 +14,9 @@
 //! The sysctls feed the routing lookup's settings ([`Sysctls::route_settings`]). The nft dump
 //! holds every nf_tables table, those iptables-nft made included; the tracer walks those
 //! through the iptables-nft dump when it has one (see [`NodeState::nft_compat_tables`]).
+//! Rulesets from dumps are read with [`Ruleset::parse_lazy`]: a rule's spec is typed when a
+//! trace first looks into it (a spec that does not parse stays one unknown match, never a
+//! silent match); [`NodeState::validate`] types every rule and names the first bad line.
 
 mod sysctl;
 
@@ -232,7 +235,7 @@ impl NodeState {
     pub fn from_dumps(d: &NodeDumps<'_>) -> Result<NodeState, NodeError> {
         let mut node = NodeState::new(d.name);
         for (backend, family, text) in &d.iptables {
-            let rs = Ruleset::parse(*family, text).map_err(|source| NodeError::Iptables {
+            let rs = Ruleset::parse_lazy(*family, text).map_err(|source| NodeError::Iptables {
                 command: backend.command(*family),
                 source,
             })?;
@@ -252,6 +255,18 @@ impl NodeState {
         }
         node.sync_route_settings();
         Ok(node)
+    }
+
+    /// Types every iptables rule read lazily; the first spec that does not parse, with its
+    /// back end and line (`iptables-nft-save: line 7, word 4: …`).
+    pub fn validate(&self) -> Result<(), NodeError> {
+        for s in &self.iptables {
+            s.ruleset.validate().map_err(|source| NodeError::Iptables {
+                command: s.backend.command(s.ruleset.family),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// The nft tables that iptables-nft made for `family` and that its dump already holds
@@ -381,7 +396,7 @@ impl<'de> Deserialize<'de> for NodeState {
         let r = NodeRepr::deserialize(d)?;
         let mut node = NodeState::new(r.name);
         for i in r.iptables {
-            let rs = Ruleset::parse(i.family, &i.save).map_err(|e| {
+            let rs = Ruleset::parse_lazy(i.family, &i.save).map_err(|e| {
                 D::Error::custom(format!("{}-save: {e}", i.backend.command(i.family)))
             })?;
             node.set_iptables(i.backend, rs);
@@ -508,7 +523,7 @@ mod tests {
             rule4: "[]",
             rule6: "[]",
         };
-        let d = NodeDumps {
+        let mut d = NodeDumps {
             name: "n1",
             iptables: vec![(Backend::Legacy, Family::V6, "*filter\n-A X\n")],
             ipset: "",
@@ -520,5 +535,29 @@ mod tests {
         };
         let e = NodeState::from_dumps(&d).unwrap_err().to_string();
         assert!(e.starts_with("ip6tables-legacy-save: line 2"), "{e}");
+
+        // a rule spec is typed on use: from_dumps accepts it, validate names it
+        d.iptables = vec![(
+            Backend::Nft,
+            Family::V4,
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 300.1.1.1 -j DROP\nCOMMIT\n",
+        )];
+        let node = NodeState::from_dumps(&d).unwrap();
+        let e = node.validate().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "iptables-nft-save: line 3, word 4: expected an address[/mask], found \"300.1.1.1\""
+        );
+        // and never matches: it is one unknown match
+        let rule = &node.iptables[0]
+            .ruleset
+            .chain("filter", "INPUT")
+            .unwrap()
+            .rules[0];
+        assert!(matches!(
+            rule.matches(),
+            [crate::iptables::Match::Unknown { .. }]
+        ));
+        assert_eq!(rule.target(), None);
     }
 }
