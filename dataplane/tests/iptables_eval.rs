@@ -25,8 +25,8 @@ fn rule(spec: &str) -> Rule {
 /// The outcome of the first (only) match of `spec`.
 fn one(spec: &str, pkt: &Packet, env: &dyn MatchEnv) -> MatchOutcome {
     let r = rule(spec);
-    assert_eq!(r.matches.len(), 1, "{spec}");
-    r.matches[0].eval(pkt, env)
+    assert_eq!(r.matches().len(), 1, "{spec}");
+    r.matches()[0].eval(pkt, env)
 }
 
 fn syn() -> Packet {
@@ -325,7 +325,7 @@ fn rule_eval_stops_at_the_first_non_match_and_lists_assumptions() {
 
 #[test]
 fn targets_describe_their_effect() {
-    let t = |spec: &str| rule(spec).target.unwrap();
+    let t = |spec: &str| rule(spec).target().cloned().unwrap();
     assert_eq!(
         t("-j MARK --or-mark 0x4000").effect(Family::V4),
         TargetEffect::SetMark {

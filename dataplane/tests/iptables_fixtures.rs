@@ -60,12 +60,12 @@ fn only_the_deliberately_unknown_extensions_stay_raw() {
         for t in &rs.tables {
             for c in t.chains() {
                 for r in &c.rules {
-                    for m in &r.matches {
+                    for m in r.matches() {
                         if let Match::Unknown { module, .. } = m {
                             unknown.push(format!("-m {module}"));
                         }
                     }
-                    if let Some(Target::Unknown { name, .. }) = &r.target {
+                    if let Some(Target::Unknown { name, .. }) = r.target() {
                         unknown.push(format!("-j {name}"));
                     }
                 }
@@ -99,7 +99,7 @@ fn kube_proxy_rules_are_typed() {
         .rules
         .iter()
         .find_map(|r| {
-            r.matches.iter().find_map(|m| match m {
+            r.matches().iter().find_map(|m| match m {
                 Match::Statistic(s) => Some(s.clone()),
                 _ => None,
             })
@@ -113,7 +113,7 @@ fn kube_proxy_rules_are_typed() {
         }
     );
     let sep = nat.chain("KUBE-SEP-7SP6PYS3LVW3GUXP").unwrap();
-    let dnat = sep.rules.last().unwrap().target.as_ref().unwrap();
+    let dnat = sep.rules.last().unwrap().target().unwrap();
     match dnat.effect(Family::V4) {
         TargetEffect::Dnat(to) => {
             assert_eq!(to.addrs.unwrap().0.to_string(), "198.18.64.2");
@@ -124,13 +124,13 @@ fn kube_proxy_rules_are_typed() {
     assert!(dnat.is_terminating());
     let masq = nat.chain("KUBE-MARK-MASQ").unwrap();
     assert_eq!(
-        masq.rules[0].target.as_ref().unwrap().effect(Family::V4),
+        masq.rules[0].target().unwrap().effect(Family::V4),
         TargetEffect::SetMark {
             value: 0x4000,
             mask: 0x4000
         }
     );
-    assert!(!masq.rules[0].target.as_ref().unwrap().is_terminating());
+    assert!(!masq.rules[0].target().unwrap().is_terminating());
     let filter = rs.table("filter").unwrap();
     assert_eq!(filter.chain("FORWARD").unwrap().policy, Some(Policy::Drop));
     // Rules jumping to KUBE-SERVICES in the filter table.

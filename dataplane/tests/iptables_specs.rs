@@ -474,14 +474,14 @@ const CASES: &[(Family, &str, &str, &str)] = &[
 fn each_typed_match_and_target_parses_emits_and_canonicalises() {
     for (family, input, written, canonical) in CASES {
         let rule = Rule::parse_spec(*family, input).unwrap_or_else(|e| panic!("{input}: {e}"));
-        for m in &rule.matches {
+        for m in rule.matches() {
             assert!(
                 !matches!(m, Match::Unknown { .. }),
                 "{input}: {m:?} left raw"
             );
         }
         assert!(
-            !matches!(rule.target, Some(Target::Unknown { .. })),
+            !matches!(rule.target(), Some(Target::Unknown { .. })),
             "{input}: target left raw"
         );
         let written = if *written == "=" { input } else { written };
@@ -515,10 +515,10 @@ fn unknown_modules_and_options_stay_raw_and_print_back() {
         let rule = Rule::parse_spec(Family::V4, spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
         assert_eq!(rule.spec(Family::V4), spec);
         let raw = rule
-            .matches
+            .matches()
             .iter()
             .any(|m| matches!(m, Match::Unknown { .. }))
-            || matches!(rule.target, Some(Target::Unknown { .. }));
+            || matches!(rule.target(), Some(Target::Unknown { .. }));
         assert!(raw, "{spec} should be kept raw");
     }
 }
@@ -526,9 +526,9 @@ fn unknown_modules_and_options_stay_raw_and_print_back() {
 #[test]
 fn a_bare_name_is_a_jump_and_extension_names_are_targets() {
     let r = Rule::parse_spec(Family::V4, "-j KUBE-SVC-X").unwrap();
-    assert_eq!(r.target, Some(Target::Jump("KUBE-SVC-X".into())));
+    assert_eq!(r.target(), Some(&Target::Jump("KUBE-SVC-X".into())));
     let r = Rule::parse_spec(Family::V4, "-j NFLOG").unwrap();
-    assert!(matches!(r.target, Some(Target::Unknown { .. })));
+    assert!(matches!(r.target(), Some(Target::Unknown { .. })));
 }
 
 #[test]

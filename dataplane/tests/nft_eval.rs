@@ -735,6 +735,26 @@ fn nat_reject_log_counter_limit_quota_and_raw() {
         "tcp dport 9 reject with tcp reset",
         &[(t.clone(), &none, "drop +reject")],
     );
+    // nft adds (and hides when listing) the dependency of the reject type: `with icmp` only
+    // for IPv4, `with icmpv6` only for IPv6 (inet tables)
+    check(
+        &rs,
+        "input",
+        "udp dport 9 reject with icmp host-unreachable",
+        &[
+            (udp("198.18.0.7", "198.18.0.1", 9), &none, "drop +reject"),
+            (udp("2001:db8::7", "2001:db8::1", 9), &none, "no match"),
+        ],
+    );
+    check(
+        &rs,
+        "input",
+        "udp dport 10 reject with icmpv6 admin-prohibited",
+        &[
+            (udp("2001:db8::7", "2001:db8::1", 10), &none, "drop +reject"),
+            (udp("198.18.0.7", "198.18.0.1", 10), &none, "no match"),
+        ],
+    );
     check(
         &rs,
         "input",

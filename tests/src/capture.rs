@@ -5,7 +5,8 @@
 //!   ip netns exec NS sh -c '
 //!     iptables-nft-save; ip6tables-nft-save; iptables-legacy-save; ip6tables-legacy-save;
 //!     ipset save; ip -j -d link show; ip -j addr show; ip -j -4|-6 route show table all;
-//!     ip -j [-6] rule show; sysctl -e KEYS...; conntrack -L; conntrack -L -f ipv6'
+//!     ip -j [-6] rule show; sysctl -e KEYS...; conntrack -L; conntrack -L -f ipv6;
+//!     nft -j list ruleset; ipvsadm -Sn (empty without IPVS)'
 //!   (one process, sections split by a marker line)  --NodeState::from_dumps--> NodeState
 //! ```
 
@@ -74,6 +75,9 @@ pub fn capture(host: &Host, devs: &[String]) -> Result<Captured, CaptureError> {
         "ip -j -6 rule show".into(),
         format!("sysctl -e {keys}"),
         "conntrack -L 2>/dev/null; conntrack -L -f ipv6 2>/dev/null".into(),
+        "nft -j list ruleset".into(),
+        // this host kernel has no IPVS: ipvsadm fails and the section stays empty
+        "ipvsadm -Sn 2>/dev/null".into(),
     ];
     let script: String = cmds
         .iter()
@@ -113,6 +117,8 @@ pub fn capture(host: &Host, devs: &[String]) -> Result<Captured, CaptureError> {
         },
         sysctl: parts[11],
         conntrack: parts[12],
+        nft: parts[13],
+        ipvs: parts[14],
     };
     let node = NodeState::from_dumps(&dumps).map_err(|source| CaptureError::Parse {
         host: host.name().to_string(),

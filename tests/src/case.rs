@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!   reset DUT (nft flush ruleset, legacy tables flushed, ipsets destroyed, conntrack flushed)
-//!   -> setup (routes, rules, sysctls, MTU; undone afterwards) -> ipset restore -> *-restore
-//!   -> capture (iptables-save, ip -j, sysctl, conntrack -L)  -> NodeState
+//!   -> setup (routes, rules, sysctls, MTU; undone afterwards) -> ipset restore
+//!   -> *-restore / nft -f, in case order
+//!   -> capture (iptables-save, nft -j, ip -j, sysctl, conntrack -L) -> NodeState
 //!   -> trace(packet as the DUT sees it)                      -> predicted observations
 //!   -> send the real packet N times (fresh source port each) -> observed
 //!   -> agree? (outcome::agrees)
@@ -26,14 +27,23 @@ use crate::outcome::{Observed, Proto, agrees, classify, classify_err, expect};
 use crate::probe;
 use crate::topo::DutLab;
 
-/// A ruleset to load with `<backend command>-restore`.
+/// What loads a ruleset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    /// `<backend command>-restore FILE` (iptables-restore text).
+    Restore(Backend),
+    /// `nft -f FILE` (an nft script).
+    Nft,
+}
+
+/// A ruleset to load, in case order (which is also the order nf_tables registers hooks in).
 #[derive(Debug, Clone)]
 pub struct Rules {
-    /// Which implementation loads it.
-    pub backend: Backend,
-    /// iptables or ip6tables.
+    /// Which tool loads it.
+    pub loader: Loader,
+    /// iptables or ip6tables (ignored by nft: the script names its families).
     pub family: Family,
-    /// iptables-restore text.
+    /// The text.
     pub text: String,
 }
 
@@ -181,7 +191,7 @@ impl Case {
     /// the rules with the case's own (the conntrack entry stays).
     pub fn warmup(mut self, backend: Backend, text: &str, sport: u16) -> Case {
         self.warmup.push(Rules {
-            backend,
+            loader: Loader::Restore(backend),
             family: Family::of(&self.send.dst),
             text: text.to_string(),
         });
@@ -192,7 +202,17 @@ impl Case {
     /// Loads `text` with `backend` for the family of the destination.
     pub fn rules(mut self, backend: Backend, text: &str) -> Case {
         self.rules.push(Rules {
-            backend,
+            loader: Loader::Restore(backend),
+            family: Family::of(&self.send.dst),
+            text: text.to_string(),
+        });
+        self
+    }
+
+    /// Loads the nft script `text` with `nft -f`.
+    pub fn nft(mut self, text: &str) -> Case {
+        self.rules.push(Rules {
+            loader: Loader::Nft,
             family: Family::of(&self.send.dst),
             text: text.to_string(),
         });
@@ -334,7 +354,12 @@ impl<'l> Runner<'l> {
     fn restore(&self, rules: &[Rules]) -> Result<(), String> {
         for r in rules {
             let f = self.write(&r.text)?;
-            self.dut_sh(&format!("{}-restore {f}", r.backend.command(r.family)))?;
+            match r.loader {
+                Loader::Restore(b) => {
+                    self.dut_sh(&format!("{}-restore {f}", b.command(r.family)))?
+                }
+                Loader::Nft => self.dut_sh(&format!("nft -f {f}"))?,
+            };
         }
         Ok(())
     }

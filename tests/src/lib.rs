@@ -16,11 +16,12 @@ pub mod chart;
 pub mod generate;
 pub mod gotmpl;
 pub mod kube;
+pub mod kube_nft;
 pub mod manifest;
 pub mod outcome;
 pub mod probe;
 pub mod topo;
 
-pub use case::{Case, From, Report, Runner, Send, Setup};
+pub use case::{Case, From, Loader, Report, Runner, Send, Setup};
 pub use outcome::{Observed, Proto};
 pub use topo::DutLab;

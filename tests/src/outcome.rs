@@ -153,10 +153,12 @@ pub fn expect_verdict(
         }
         Verdict::Dropped { .. } => Observed::Timeout,
         Verdict::Rejected { with, .. } => {
+            // iptables names (`tcp-reset`, `icmp-port-unreachable`) and nft's (`tcp reset`,
+            // `icmpx port-unreachable`); a reset sends no ICMP
             let n = with.name.as_str();
-            if n == "tcp-reset" || n.contains("port-unreach") {
+            if with.icmp.is_none() || n.contains("port-unreach") {
                 Observed::Refused {
-                    icmp: n != "tcp-reset",
+                    icmp: with.icmp.is_some(),
                 }
             } else if n.contains("host-unreach") || n.contains("addr-unreach") {
                 Observed::HostUnreachable { icmp: true }

@@ -22,7 +22,8 @@ use std::net::IpAddr;
 use super::match_ct::{CtDir, CtStates, CtStatus, RecentMode, Statistic};
 use super::match_misc::{AddrTypes, PktType, SetDir};
 use super::matches::Match;
-use super::model::Rule;
+use super::model::{RawSpec, Rule};
+use super::parse::leading_basic;
 use super::values::Iface;
 use crate::packet::{Packet, Protocol};
 
@@ -643,16 +644,44 @@ impl Match {
     }
 }
 
+impl RawSpec {
+    /// Whether the `-s`, `-d` and `-p` options written first (before any other option)
+    /// already rule the packet out: read from the spec text without typing the rule (see
+    /// [`leading_basic`]). These basic matches run before any module (`ip_packet_match`), so
+    /// a rule they rule out has no other effect.
+    pub(crate) fn quick_reject(&self, pkt: &Packet, env: &dyn MatchEnv) -> bool {
+        let basic = self.basic.get_or_init(|| {
+            let mut v = Vec::new();
+            leading_basic(self.text(), |m| {
+                v.push(m);
+                true
+            });
+            v.into_boxed_slice()
+        });
+        basic
+            .iter()
+            .any(|m| matches!(m.eval(pkt, env), MatchOutcome::NoMatch))
+    }
+}
+
 impl Rule {
     /// Evaluates all matches in order, stopping at the first that does not match, as the
-    /// kernel does.
+    /// kernel does. A rule read lazily and not typed yet is first checked on its text
+    /// ([`Rule::raw_spec`]): a rule its leading `-s`/`-d`/`-p` rule out stays untyped.
     pub fn eval(&self, pkt: &Packet, env: &dyn MatchEnv) -> RuleOutcome {
         let mut out = RuleOutcome {
             matches: true,
             probability: 1.0,
             assumptions: Vec::new(),
         };
-        for m in &self.matches {
+        if !self.is_typed()
+            && let Some(raw) = self.raw()
+            && raw.quick_reject(pkt, env)
+        {
+            out.matches = false;
+            return out;
+        }
+        for m in self.matches() {
             match m.eval(pkt, env) {
                 MatchOutcome::Match => {}
                 MatchOutcome::NoMatch => {

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!   iptables-save text --Ruleset::parse--> Ruleset --to_save()----> the same text
-//!                                             |   --to_restore()--> iptables-restore input
+//!                     --Ruleset::parse_lazy-->  |   --to_restore()--> iptables-restore input
+//!                       (specs typed on use)
 //!   iptables-restore text --RestoreScript::parse--> RestoreScript
 //!   Ruleset::apply_restore(&script, RestoreMode) : the kernel's merge, atomic per table
 //!   Match::eval(&Packet, &dyn MatchEnv) -> MatchOutcome ; Target::effect() -> TargetEffect

@@ -10,14 +10,17 @@
 //!   # Completed on …          -> Table.footer
 //! ```
 //! One pass, one line at a time, no regular expressions. Errors name the line, the word and
-//! what was expected.
+//! what was expected. [`Ruleset::parse_lazy`] reads only the structure (tables, chains,
+//! counters, where each rule's spec is) and leaves the specs to be typed on first use;
+//! [`Ruleset::parse`] types them all and stops at the first error.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
-use super::lexer::{Word, words, words_into};
+use super::lexer::{Word, words};
 use super::matches::{Match, Opt, module_knows};
-use super::model::{Chain, Counters, Policy, Rule, Ruleset, Table};
+use super::model::{Chain, Counters, Policy, RawSpec, Rule, Ruleset, Table, Typed};
 use super::targets::Target;
 use super::values::{AddrMask, Iface, Neg, ProtoSpec};
 use crate::packet::Family;
@@ -104,6 +107,12 @@ fn proto_module(p: &ProtoSpec, family: Family) -> Option<&'static str> {
 
 /// Parses the words of a rule after `-A CHAIN` into matches and a target.
 pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result<Rule, SpecError> {
+    let t = parse_rule_body(ws, family)?;
+    Ok(Rule::new(t.matches, t.target))
+}
+
+/// [`parse_rule_words`], the typed body only.
+pub(crate) fn parse_rule_body<'w>(ws: &'w [Word<'w>], family: Family) -> Result<Typed, SpecError> {
     let err = |word: usize, expected: &'static str| SpecError {
         word,
         expected: Cow::Borrowed(expected),
@@ -269,11 +278,7 @@ pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result
             Target::from_jump(g.name, &g.opts, family)
         }
     });
-    Ok(Rule {
-        counters: None,
-        matches,
-        target,
-    })
+    Ok(Typed { matches, target })
 }
 
 /// Which slot an option belongs to: the open module if it knows the option (or is unknown to
@@ -425,17 +430,225 @@ impl Rule {
     }
 }
 
+/// The `-s`, `-d` and `-p` options a spec starts with, read from its text without the lexer:
+/// each is given to `f` (which returns whether to go on); stops at any other option, any quote
+/// or escape, or a value that does not parse. Returns the byte offset where it stopped.
+pub(crate) fn leading_basic(text: &str, mut f: impl FnMut(Match) -> bool) -> usize {
+    let b = text.as_bytes();
+    let sep = |c: u8| c == b' ' || c == b'\t';
+    let word = |from: usize| {
+        let s = (from..b.len()).find(|&i| !sep(b[i])).unwrap_or(b.len());
+        let e = (s..b.len()).find(|&i| sep(b[i])).unwrap_or(b.len());
+        // separators are ASCII: s and e are char boundaries
+        (s, e, &text[s..e])
+    };
+    let mut at = 0;
+    loop {
+        let (s, mut e, mut w) = word(at);
+        let negated = w == "!";
+        if negated {
+            (_, e, w) = word(e);
+        }
+        let (_, ve, v) = word(e);
+        if v.is_empty() || v == "!" || v.contains(['"', '\\']) {
+            return s;
+        }
+        let m = match w {
+            "-s" | "--source" | "--src" => match AddrMask::parse(v) {
+                Some(a) => Match::Source(Neg { negated, value: a }),
+                None => return s,
+            },
+            "-d" | "--destination" | "--dst" => match AddrMask::parse(v) {
+                Some(a) => Match::Destination(Neg { negated, value: a }),
+                None => return s,
+            },
+            "-p" | "--protocol" => match ProtoSpec::parse(v) {
+                Some(p) => Match::Protocol(Neg { negated, value: p }),
+                None => return s,
+            },
+            _ => return s,
+        };
+        if !f(m) {
+            return ve;
+        }
+        at = ve;
+    }
+}
+
+impl RawSpec {
+    /// Types the spec; when it does not parse, the fallback typed form and the error. The
+    /// fallback keeps the leading `-s`/`-d`/`-p` that read ([`leading_basic`]) and holds the
+    /// rest as one unknown match; no target.
+    pub(crate) fn type_spec(&self) -> (Typed, Option<ParseError>) {
+        let text = self.text();
+        let fallback = || {
+            let mut matches = Vec::new();
+            let rest = leading_basic(text, |m| {
+                matches.push(m);
+                true
+            });
+            matches.push(Match::Unknown {
+                module: "(spec does not parse)".to_string(),
+                args: vec![text[rest..].trim_start_matches([' ', '\t']).to_string()],
+            });
+            Typed {
+                matches,
+                target: None,
+            }
+        };
+        let line = self.line as usize;
+        let ws = match words(text) {
+            Ok(ws) => ws,
+            Err(e) => {
+                let err = line_error(line, None, "a closing double quote", &text[e.offset..]);
+                return (fallback(), Some(err));
+            }
+        };
+        match parse_rule_body(&ws, self.family) {
+            Ok(t) => (t, None),
+            Err(e) => (
+                fallback(),
+                Some(e.at_line(line, usize::from(self.word_base))),
+            ),
+        }
+    }
+}
+
+/// The first word of `s` (up to a space or tab) and the rest after the separators that
+/// follow it.
+fn first_word(s: &str) -> (&str, &str) {
+    let b = s.as_bytes();
+    let sep = |c: &u8| *c == b' ' || *c == b'\t';
+    let start = b.iter().position(|c| !sep(c)).unwrap_or(b.len());
+    let end = b[start..]
+        .iter()
+        .position(sep)
+        .map_or(b.len(), |i| start + i);
+    let rest = b[end..]
+        .iter()
+        .position(|c| !sep(c))
+        .map_or(b.len(), |i| end + i);
+    // separators are ASCII: every index above is a char boundary
+    (&s[start..end], &s[rest..])
+}
+
 impl Ruleset {
-    /// Parses `iptables-save` (or `ip6tables-save`) output, with or without `-c` counters.
+    /// Parses `iptables-save` (or `ip6tables-save`) output, with or without `-c` counters, and
+    /// types every rule: the first error of the dump, structural or in a rule spec, with its
+    /// line ([`Ruleset::parse_lazy`] then [`Ruleset::validate`]).
     pub fn parse(family: Family, text: &str) -> Result<Ruleset, ParseError> {
+        let rs = Ruleset::parse_lazy(family, text)?;
+        rs.validate()?;
+        Ok(rs)
+    }
+
+    /// Types every rule read lazily; the first spec that does not parse, with its line.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        for t in &self.tables {
+            for c in t.chains() {
+                for r in &c.rules {
+                    r.check()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `iptables-save` output in one pass without typing rule specs: tables, chains,
+    /// comments, counters and each rule's place are read (structural errors name their line,
+    /// as [`Ruleset::parse`] does); a rule's matches and target are typed when first used.
+    /// The text is copied once and shared by the rules. What a 300k-rule node needs for a
+    /// trace, which looks into a few hundred rules.
+    pub fn parse_lazy(family: Family, text: &str) -> Result<Ruleset, ParseError> {
+        if u32::try_from(text.len()).is_err() {
+            return Err(line_error(
+                1,
+                None,
+                "a dump smaller than 4 GiB",
+                "a larger one",
+            ));
+        }
+        let src: Arc<str> = Arc::from(text);
+        let text: &str = &src;
         let mut rs = Ruleset::new(family);
         let mut open: Option<Table> = None;
         let mut pending: Vec<String> = Vec::new(); // comments waiting for the next table
         let mut last_commit = false; // "# Completed" lines go to the previous table's footer
-        let mut buf: Vec<Word<'_>> = Vec::with_capacity(32);
+        let mut last_chain: Option<(&str, usize)> = None; // rules come grouped by chain
+        let mut lines = 0;
         for (n, line) in text.lines().enumerate() {
             let lineno = n + 1;
+            lines = lineno;
             let line = line.strip_suffix('\r').unwrap_or(line);
+            let first = line.as_bytes().first().copied();
+            if first == Some(b'-') || first == Some(b'[') {
+                // the common case: a rule
+                let Some(table) = open.as_mut() else {
+                    return Err(line_error(
+                        lineno,
+                        None,
+                        "a table \"*NAME\" or a comment",
+                        line,
+                    ));
+                };
+                let (counters, rest) = split_rule_counters(line, lineno)?;
+                let base = usize::from(counters.is_some());
+                let (a, rest) = first_word(rest);
+                if a != "-A" {
+                    return Err(line_error(
+                        lineno,
+                        Some(base + 1),
+                        "a chain declaration \":NAME POLICY [p:b]\", a rule \"-A CHAIN …\" or COMMIT",
+                        line,
+                    ));
+                }
+                let (chain_name, spec) = first_word(rest);
+                let pos = match last_chain {
+                    Some((name, pos)) if name == chain_name => pos,
+                    _ => {
+                        // iptables-save prints rules in the order chains are declared: look
+                        // at the next few chains before hashing the name
+                        let from = last_chain.map_or(0, |(_, p)| p + 1);
+                        let next = table
+                            .chains()
+                            .get(from..)
+                            .unwrap_or_default()
+                            .iter()
+                            .take(8)
+                            .position(|c| c.name == chain_name)
+                            .map(|i| from + i);
+                        let Some(pos) = next.or_else(|| table.chain_position(chain_name)) else {
+                            return Err(line_error(
+                                lineno,
+                                Some(base + 2),
+                                "a chain declared in this table",
+                                chain_name,
+                            ));
+                        };
+                        last_chain = Some((chain_name, pos));
+                        pos
+                    }
+                };
+                let spec = spec.trim_end_matches([' ', '\t']);
+                // offsets into a text shorter than 4 GiB (checked above)
+                let start = (spec.as_ptr() as usize - text.as_ptr() as usize) as u32;
+                let rule = Rule::lazy(
+                    counters,
+                    RawSpec {
+                        src: src.clone(),
+                        start,
+                        end: start + spec.len() as u32,
+                        line: lineno as u32,
+                        word_base: base as u8 + 2,
+                        family,
+                        basic: OnceLock::new(),
+                    },
+                );
+                if let Some(c) = table.chain_at_mut(pos) {
+                    c.rules.push(rule);
+                }
+                continue;
+            }
             if line.trim().is_empty() {
                 continue;
             }
@@ -473,6 +686,7 @@ impl Ruleset {
                 let mut t = Table::new(name);
                 t.header = std::mem::take(&mut pending);
                 open = Some(t);
+                last_chain = None;
                 continue;
             }
             let Some(table) = open.as_mut() else {
@@ -491,6 +705,15 @@ impl Ruleset {
                 continue;
             }
             if line.starts_with(':') {
+                if table.chains().is_empty() {
+                    // iptables-save declares a table's chains together: make room for them
+                    let here = line.as_ptr() as usize - text.as_ptr() as usize;
+                    let n = text[here..]
+                        .split('\n')
+                        .take_while(|l| l.starts_with(':'))
+                        .count();
+                    table.reserve_chains(n);
+                }
                 let (name, policy, counters) = parse_chain_decl(line, lineno)?;
                 table
                     .add_chain(Chain {
@@ -502,40 +725,17 @@ impl Ruleset {
                     .map_err(|_| line_error(lineno, Some(1), "each chain declared once", line))?;
                 continue;
             }
-            let (counters, rest) = split_rule_counters(line, lineno)?;
-            let base = usize::from(counters.is_some());
-            buf.clear();
-            words_into(rest, &mut buf).map_err(|e| {
-                line_error(lineno, None, "a closing double quote", &rest[e.offset..])
-            })?;
-            let ws = &buf[..];
-            if ws.first().map(|w| w.raw) != Some("-A") {
-                return Err(line_error(
-                    lineno,
-                    Some(base + 1),
-                    "a chain declaration \":NAME POLICY [p:b]\", a rule \"-A CHAIN …\" or COMMIT",
-                    line,
-                ));
-            }
-            let chain_name = ws.get(1).map(|w| w.raw).unwrap_or("");
-            let Some(pos) = table.chain_position(chain_name) else {
-                return Err(line_error(
-                    lineno,
-                    Some(base + 2),
-                    "a chain declared in this table",
-                    chain_name,
-                ));
-            };
-            let mut rule =
-                parse_rule_words(&ws[2..], family).map_err(|e| e.at_line(lineno, base + 2))?;
-            rule.counters = counters;
-            if let Some(c) = table.chain_at_mut(pos) {
-                c.rules.push(rule);
-            }
+            let base = 0;
+            return Err(line_error(
+                lineno,
+                Some(base + 1),
+                "a chain declaration \":NAME POLICY [p:b]\", a rule \"-A CHAIN …\" or COMMIT",
+                line,
+            ));
         }
         if let Some(t) = open {
             return Err(line_error(
-                text.lines().count().max(1),
+                lines.max(1),
                 None,
                 "COMMIT",
                 &format!("end of input in table {}", t.name),

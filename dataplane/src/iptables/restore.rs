@@ -563,7 +563,7 @@ fn get_chain<'t>(
 }
 
 fn check_rule(t: &Table, rule: &Rule, line: usize) -> Result<(), RestoreError> {
-    if let Some(target) = rule.target.as_ref().and_then(|t| t.chain())
+    if let Some(target) = rule.target().and_then(|t| t.chain())
         && t.chain(target).is_none()
     {
         return Err(RestoreError::DanglingJump {
@@ -614,17 +614,19 @@ fn apply_command(
         }
         RestoreOp::Append { chain, rule } => {
             check_rule(t, rule, line)?;
-            let canon = Rule {
-                counters: None,
-                ..rule.canonical(family)
+            let canon = {
+                let mut c = rule.canonical(family);
+                c.counters = None;
+                c
             };
             get_chain(t, chain, line)?.rules.push(canon);
         }
         RestoreOp::Insert { chain, index, rule } => {
             check_rule(t, rule, line)?;
-            let canon = Rule {
-                counters: None,
-                ..rule.canonical(family)
+            let canon = {
+                let mut c = rule.canonical(family);
+                c.counters = None;
+                c
             };
             let c = get_chain(t, chain, line)?;
             if *index == 0 || *index > c.rules.len() + 1 {
@@ -638,15 +640,16 @@ fn apply_command(
             c.rules.insert(index - 1, canon);
         }
         RestoreOp::Delete { chain, rule } => {
-            let canon = Rule {
-                counters: None,
-                ..rule.canonical(family)
+            let canon = {
+                let mut c = rule.canonical(family);
+                c.counters = None;
+                c
             };
             let c = get_chain(t, chain, line)?;
             let pos = c
                 .rules
                 .iter()
-                .position(|r| r.matches == canon.matches && r.target == canon.target)
+                .position(|r| r.matches() == canon.matches() && r.target() == canon.target())
                 .ok_or_else(|| RestoreError::NoSuchRule {
                     line,
                     chain: chain.clone(),

@@ -389,6 +389,17 @@ impl IpvsState {
     }
 }
 
+impl Service {
+    /// The service's line as `ipvsadm -Sn` writes it (`-A -t 198.19.0.10:80 -s rr`), without
+    /// its real servers.
+    pub fn to_save_line(&self) -> String {
+        let mut s = String::new();
+        write_service(&mut s, self);
+        s.pop();
+        s
+    }
+}
+
 fn write_service(out: &mut String, svc: &Service) {
     let _ = write!(out, "-A {} -s {}", svc.key.to_ipvsadm(), svc.scheduler);
     if let Some(p) = svc.persistence {

@@ -17,17 +17,20 @@
 //!
 //! Terminal statements end the rule as the kernel does: NAT ends the base chain with
 //! `accept`, `reject` with `drop` (plus the reject effect). A `meta mark set` is applied to
-//! the branch's packet at once, so later statements of the rule see the new mark.
+//! the branch's packet at once, so later statements of the rule see the new mark. A `reject`
+//! carries the protocol dependency nft adds and hides when listing (`with tcp reset`: TCP
+//! only; `with icmp` / `with icmpv6`: that IP version only).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::expr::{Expr, Match, Nat, NatKind, Reject, SetOp, Stmt, Verdict};
+use super::expr::{Expr, Match, Nat, NatKind, Reject, RejectType, SetOp, Stmt, Verdict};
+use super::index::TableIndex;
 use super::model::{Rule, Table};
 use super::read::{Cx, Lookup, Read, is_v4};
 use super::types::{Const, DType, Datum, parse_const};
 use crate::iptables::{Assumption, AssumptionKind, MatchEnv, MatchOutcome};
-use crate::packet::{CtState, Packet};
+use crate::packet::{CtState, Packet, Protocol};
 
 /// The address translation a NAT statement sets up.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +156,11 @@ impl RuleOutcome {
 impl Match {
     /// Evaluates this match for `pkt`, in `table` (whose sets `@name` refers to).
     pub fn eval(&self, table: &Table, pkt: &Packet, env: &dyn MatchEnv) -> MatchOutcome {
-        let cx = Cx { table, env };
+        let cx = Cx {
+            table,
+            env,
+            index: None,
+        };
         cx.eval_match(self, pkt, || stmt_text(&Stmt::Match(self.clone()), table))
     }
 }
@@ -416,6 +423,20 @@ impl Cx<'_> {
                 done.push(b.close(true, Some(Verdict::Accept)));
             }
             Stmt::Reject(r) => {
+                // nft adds a protocol dependency for the reject type (and hides it when
+                // listing): `with tcp reset` only for TCP, `with icmp` only for IPv4 and
+                // `with icmpv6` only for IPv6 (in `inet` tables).
+                let v4 = is_v4(&b.pkt);
+                let applies = match r.kind {
+                    Some(RejectType::TcpReset) => b.pkt.proto == Protocol::Tcp,
+                    Some(RejectType::Icmp) => v4,
+                    Some(RejectType::Icmpv6) => !v4,
+                    _ => true,
+                };
+                if !applies {
+                    done.push(b.close(false, None));
+                    return;
+                }
                 b.effects.push(Effect::Reject(r.clone()));
                 done.push(b.close(true, Some(Verdict::Drop)));
             }
@@ -491,7 +512,35 @@ impl Rule {
     /// rule may name), as the kernel does: a failed match or a lookup that finds nothing ends
     /// the rule; a verdict, NAT or reject ends it with a verdict.
     pub fn eval(&self, table: &Table, pkt: &Packet, env: &dyn MatchEnv) -> RuleOutcome {
-        let cx = Cx { table, env };
+        self.eval_cx(
+            &Cx {
+                table,
+                env,
+                index: None,
+            },
+            pkt,
+        )
+    }
+
+    /// [`Rule::eval`] with an index over the rule's table: set and map lookups hash their key
+    /// instead of parsing every element (for evaluating many rules of one ruleset).
+    pub fn eval_with(
+        &self,
+        index: &TableIndex<'_>,
+        pkt: &Packet,
+        env: &dyn MatchEnv,
+    ) -> RuleOutcome {
+        self.eval_cx(
+            &Cx {
+                table: index.table(),
+                env,
+                index: Some(index),
+            },
+            pkt,
+        )
+    }
+
+    fn eval_cx(&self, cx: &Cx<'_>, pkt: &Packet) -> RuleOutcome {
         let mut open = vec![Open {
             p: 1.0,
             pkt: pkt.clone(),

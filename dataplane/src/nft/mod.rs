@@ -44,6 +44,7 @@
 mod eval;
 mod expr;
 mod hooks;
+mod index;
 mod json_expr;
 mod json_read;
 mod json_write;
@@ -61,6 +62,7 @@ pub use hooks::{
     HookedChain, PRIORITY_DSTNAT, PRIORITY_FILTER, PRIORITY_MANGLE, PRIORITY_RAW,
     PRIORITY_SECURITY, PRIORITY_SRCNAT, priority_text, standard_priority,
 };
+pub use index::TableIndex;
 pub use json_read::NftParseError;
 pub use json_write::{expr_json, stmt_json};
 pub use model::{

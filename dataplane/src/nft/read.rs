@@ -13,7 +13,8 @@
 use std::net::IpAddr;
 
 use super::expr::{BinOp, Expr, Match, MatchOp, Payload};
-use super::model::Table;
+use super::index::{Hit, TableIndex};
+use super::model::{Set, Table};
 use super::types::{Const, DType, Datum, FIB_ADDRTYPE, Tri, parse_const};
 use crate::iptables::{AddrTypes, Assumption, AssumptionKind, CtStatus, MatchEnv, MatchOutcome};
 use crate::packet::{CtState, Family, Packet, Protocol};
@@ -44,10 +45,12 @@ pub(super) enum Lookup<'e> {
     Unknown(AssumptionKind),
 }
 
-/// Evaluation context: the table (for its sets) and the env.
+/// Evaluation context: the table (for its sets), the env, and an index over the table's sets
+/// when the caller keeps one.
 pub(super) struct Cx<'a> {
     pub(super) table: &'a Table,
     pub(super) env: &'a dyn MatchEnv,
+    pub(super) index: Option<&'a TableIndex<'a>>,
 }
 
 pub(super) fn is_v4(pkt: &Packet) -> bool {
@@ -103,6 +106,14 @@ fn guess_types(addr: IpAddr) -> AddrTypes {
 }
 
 impl Cx<'_> {
+    /// The named set `name` (through the index when there is one).
+    pub(super) fn named_set(&self, name: &str) -> Option<&Set> {
+        match self.index {
+            Some(ix) => ix.set(name),
+            None => self.table.set(name),
+        }
+    }
+
     /// Reads an expression from the packet, the conntrack entry, the routes, or the table's
     /// maps. Guessed values push their assumption to `assumed`.
     pub(super) fn read(&self, e: &Expr, pkt: &Packet, assumed: &mut Vec<AssumptionKind>) -> Read {
@@ -190,8 +201,7 @@ impl Cx<'_> {
         };
         let data_ty = match (data, want) {
             (Expr::SetRef(name), _) => self
-                .table
-                .set(name)
+                .named_set(name)
                 .and_then(|s| s.map.as_ref())
                 .map(|t| DType::from_names(&t.0)),
             (_, w) => w.cloned(),
@@ -496,6 +506,24 @@ impl Cx<'_> {
         key_ty: &DType,
         parts: &[Option<Datum>],
     ) -> Lookup<'e> {
+        if let Some(ix) = self.index {
+            let (elems, hit) = match set {
+                Expr::SetRef(name) => match ix.named_elems(name) {
+                    Some((s, e)) => (s.elements.as_slice(), e.lookup(parts)),
+                    None => return Lookup::Unknown(AssumptionKind::NftSet { set: name.clone() }),
+                },
+                Expr::Set(items) => (
+                    items.as_slice(),
+                    ix.anonymous_elems(items, key_ty).lookup(parts),
+                ),
+                _ => return Lookup::Unknown(AssumptionKind::UnknownMatch),
+            };
+            return match hit {
+                Hit::Found(i) => Lookup::Found(elems.get(i).and_then(|e| e.data.as_ref())),
+                Hit::NotFound => Lookup::NotFound,
+                Hit::Unknown => Lookup::Unknown(AssumptionKind::UnknownMatch),
+            };
+        }
         let (elems, ty) = match set {
             Expr::SetRef(name) => match self.table.set(name) {
                 Some(s) => (&s.elements, DType::from_names(&s.key_type.0)),

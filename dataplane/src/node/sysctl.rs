@@ -243,6 +243,7 @@ impl Sysctls {
             "net.netfilter.nf_conntrack_count",
             "net.netfilter.nf_conntrack_tcp_be_liberal",
             "net.netfilter.nf_conntrack_tcp_loose",
+            "net.ipv4.vs.conntrack",
         ]
         .iter()
         .map(|s| s.to_string())

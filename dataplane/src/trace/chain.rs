@@ -102,6 +102,7 @@ impl IptablesTable<'_> {
             chain: chain.name.clone(),
             index: i + 1,
             text,
+            handle: None,
         }
     }
 
@@ -252,7 +253,7 @@ impl IptablesTable<'_> {
             Flow::End(End::Stop)
         };
         let st = &mut c.st;
-        let Some(target) = &rule.target else {
+        let Some(target) = rule.target() else {
             st.steps.push(step(Effect::Counted));
             c.i += 1;
             return Flow::Next;

@@ -146,6 +146,15 @@ impl fmt::Display for Effect {
             }
             Effect::RpFilter { mode } => write!(f, "rp_filter {mode:?}: pass"),
             Effect::Loopback => f.write_str("looped back through lo"),
+            Effect::SetUpdate { set, op, elem } => {
+                write!(f, "{op} @{set} {{ {elem} }} (for later packets)")
+            }
+            Effect::Ipvs {
+                service,
+                scheduler,
+                server,
+                forward,
+            } => write!(f, "IPVS {service} ({scheduler}) -> {server} ({forward})"),
         }
     }
 }
@@ -158,7 +167,13 @@ impl fmt::Display for Step {
         }
         write!(f, "{stage:<22} ")?;
         match (&self.rule, &self.chain) {
-            (Some(r), _) => write!(f, "{}#{} {}  => ", r.chain, r.index, r.text)?,
+            (Some(r), _) => {
+                write!(f, "{}#{} {}", r.chain, r.index, r.text)?;
+                if let Some(h) = r.handle {
+                    write!(f, " # handle {h}")?;
+                }
+                f.write_str("  => ")?;
+            }
             (None, Some(c)) => write!(f, "{c}: ")?,
             (None, None) => {}
         }

@@ -10,19 +10,23 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use crate::iptables::{Assumption as MatchAssumption, AssumptionKind};
-use crate::node::NodeState;
+use crate::nft::{NftFamily, TableIndex};
+use crate::node::{Backend, NodeState};
 use crate::packet::{CtState, Family, Packet};
 use crate::route::{Assumption as RouteAssumption, Lookup, RouteState};
 
 use super::TraceOptions;
 use super::env::Env;
+use super::ipvs::IpvsProgram;
 use super::model::{
     Assumption, AssumptionCode, Effect, Endpoint, RuleRef, Trace, TracePath, Truncation, Verdict,
 };
-use super::program::{Hook, IptablesTable, Program};
+use super::nft::{self as nft_program, NftBaseChain};
+use super::program::{Hook, IptablesTable, Program, Registration};
 use super::routing;
 use super::state::{PathState, Phase};
 use super::track;
@@ -51,23 +55,59 @@ pub(crate) struct Tracer<'a> {
 impl<'a> Tracer<'a> {
     pub(crate) fn new(node: &'a NodeState, opts: &'a TraceOptions, pkt: &Packet) -> Tracer<'a> {
         let family = pkt.family();
+        let own = match family {
+            Family::V4 => NftFamily::Ip,
+            Family::V6 => NftFamily::Ip6,
+        };
+        // Registration positions of nf_tables base chains: the dump lists tables and chains
+        // in creation order.
+        let mut positions: HashMap<(NftFamily, &str, &str), u64> = HashMap::new();
+        if let Some(rs) = &node.nft {
+            let mut n = 0u64;
+            for t in &rs.tables {
+                for c in &t.chains {
+                    if c.base.is_some() {
+                        positions.insert((t.family, t.name.as_str(), c.name.as_str()), n);
+                    }
+                    n += 1;
+                }
+            }
+        }
         let mut programs: Vec<Box<dyn Program + 'a>> = Vec::new();
         for s in node.iptables(family) {
             for table in &s.ruleset.tables {
+                let positions = if s.backend == Backend::Nft {
+                    [
+                        Hook::Prerouting,
+                        Hook::Input,
+                        Hook::Forward,
+                        Hook::Output,
+                        Hook::Postrouting,
+                    ]
+                    .into_iter()
+                    .filter_map(|h| {
+                        positions
+                            .get(&(own, table.name.as_str(), h.name()))
+                            .map(|p| (h, *p))
+                    })
+                    .collect()
+                } else {
+                    Vec::new()
+                };
                 programs.push(Box::new(IptablesTable {
                     backend: s.backend,
                     family,
                     table,
+                    positions,
                 }));
             }
         }
-        // Seam: nftables base chains become more `Program`s here (see program.rs).
-        let tr = Tracer {
+        let mut tr = Tracer {
             node,
             opts,
             family,
             requested_state: pkt.ct_state,
-            programs,
+            programs: Vec::new(),
             routes_known: !node.routes.links.is_empty() || !node.routes.addresses.is_empty(),
             paths: Cell::new(1),
             lost: Cell::new(0.0),
@@ -79,11 +119,91 @@ impl<'a> Tracer<'a> {
                 "netfilter",
                 None,
                 "both iptables-legacy and iptables-nft hold rules; the kernel runs both. At equal \
-                 priority the table registered first runs first; legacy is assumed first"
+                 priority the table registered last runs first; legacy is assumed first"
                     .to_string(),
             );
         }
+        tr.add_nft_programs(&mut programs, &positions);
+        if let Some(table) = &node.ipvs {
+            programs.push(Box::new(IpvsProgram { table, family }));
+        }
+        tr.programs = programs;
         tr
+    }
+
+    /// The base chains of the node's nft tables of the packet's family (and `inet`), less the
+    /// tables iptables-nft made when its dump is walked instead.
+    fn add_nft_programs(
+        &self,
+        programs: &mut Vec<Box<dyn Program + 'a>>,
+        positions: &HashMap<(NftFamily, &str, &str), u64>,
+    ) {
+        let node: &'a NodeState = self.node;
+        let Some(rs) = &node.nft else {
+            return;
+        };
+        let own = match self.family {
+            Family::V4 => NftFamily::Ip,
+            Family::V6 => NftFamily::Ip6,
+        };
+        let compat = node.nft_compat_tables(self.family);
+        for (i, extra) in &compat {
+            let t = &rs.tables[*i];
+            let text = if extra.is_empty() {
+                format!(
+                    "table {} {} is iptables-nft's: traced as iptables ({}), not again as nft",
+                    t.family,
+                    t.name,
+                    Backend::Nft.command(self.family)
+                )
+            } else {
+                format!(
+                    "table {} {} is assumed to be iptables-nft's and is traced as iptables; its \
+                     chains {} are not in the iptables-nft dump and are not traced",
+                    t.family,
+                    t.name,
+                    extra.join(", ")
+                )
+            };
+            self.assume(AssumptionCode::NftCompat, "netfilter", None, text);
+        }
+        for (i, t) in rs.tables.iter().enumerate() {
+            if (t.family != own && t.family != NftFamily::Inet)
+                || compat.iter().any(|(c, _)| *c == i)
+            {
+                continue;
+            }
+            let index = Rc::new(TableIndex::new(t));
+            for c in &t.chains {
+                let Some(base) = &c.base else { continue };
+                let Some(hook) = nft_program::trace_hook(&base.hook) else {
+                    if !c.rules.is_empty() {
+                        self.assume(
+                            AssumptionCode::UnknownTarget,
+                            "netfilter",
+                            None,
+                            format!(
+                                "{} {}/{}: hook {} is not modelled (assumed to let the packet pass \
+                                 unchanged)",
+                                t.family, t.name, c.name, base.hook
+                            ),
+                        );
+                    }
+                    continue;
+                };
+                programs.push(Box::new(NftBaseChain {
+                    index: index.clone(),
+                    chain: c,
+                    base,
+                    hook,
+                    position: positions
+                        .get(&(t.family, t.name.as_str(), c.name.as_str()))
+                        .copied()
+                        .unwrap_or(u64::MAX),
+                    family: self.family,
+                }));
+            }
+        }
     }
 
     /// The env of a rule evaluation on `st` at `hook`.
@@ -208,15 +328,48 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn stations(&self, hook: Hook) -> Vec<(i32, Station<'_>)> {
-        let mut v: Vec<(i32, Station<'_>)> = Vec::new();
-        for p in &self.programs {
-            if !p.is_nat()
-                && let Some(prio) = p.priority(hook)
+    /// Programs attached to `hook`, NAT ones or the others, in the order the kernel runs them:
+    /// by priority, then [`Registration::tie_key`]. Records an assumption when two that act
+    /// share a priority.
+    fn ordered(&self, hook: Hook, nat: bool) -> Vec<(i32, &dyn Program)> {
+        let mut v: Vec<(i32, &dyn Program)> = self
+            .programs
+            .iter()
+            .filter(|p| p.is_nat() == nat)
+            .filter_map(|p| p.priority(hook).map(|prio| (prio, p.as_ref())))
+            .collect();
+        v.sort_by_key(|(prio, p)| (*prio, p.registered(hook).tie_key()));
+        for w in v.windows(2) {
+            let ((pa, a), (pb, b)) = (w[0], w[1]);
+            if pa == pb
+                && a.acts_at(hook)
+                && b.acts_at(hook)
+                && a.registered(hook) != Registration::Legacy
             {
-                v.push((prio, Station::Program(p.as_ref())));
+                self.assume(
+                    AssumptionCode::BackendOrder,
+                    &format!("{hook}"),
+                    None,
+                    format!(
+                        "{} and {} have the same priority {pa}: the one registered last runs first \
+                         (nf_hook_entries_grow); registration order is taken from the order of the \
+                         nft dump (iptables-legacy tables and IPVS assumed first), so {} runs first",
+                        a.name(),
+                        b.name(),
+                        a.name()
+                    ),
+                );
             }
         }
+        v
+    }
+
+    fn stations(&self, hook: Hook) -> Vec<(i32, Station<'_>)> {
+        let mut v: Vec<(i32, Station<'_>)> = self
+            .ordered(hook, false)
+            .into_iter()
+            .map(|(prio, p)| (prio, Station::Program(p)))
+            .collect();
         if hook.dst_manip() {
             v.push((-200, Station::Conntrack));
         }
@@ -226,15 +379,16 @@ impl<'a> Tracer<'a> {
             Hook::Forward => None,
         };
         if let Some(prio) = nat_prio {
+            // nf_nat runs a hook's nat programs from one hook entry at the NAT priority, in
+            // their own priority order (nf_nat_register_fn)
             let nats = self
-                .programs
-                .iter()
-                .filter(|p| p.is_nat() && p.priority(hook).is_some())
-                .map(|p| p.as_ref())
+                .ordered(hook, true)
+                .into_iter()
+                .map(|(_, p)| p)
                 .collect();
             v.push((prio, Station::Nat(nats)));
         }
-        v.sort_by_key(|(p, _)| *p); // stable: legacy before nft at equal priority
+        v.sort_by_key(|(p, _)| *p); // stable: programs keep their order
         v
     }
 
@@ -246,14 +400,16 @@ impl<'a> Tracer<'a> {
         for (_, station) in self.stations(hook) {
             let mut next = Vec::new();
             for s in live {
-                if s.verdict.is_some() {
+                if s.verdict.is_some() || s.leave.is_some() {
                     done.push(s);
                     continue;
                 }
                 let before = (s.pkt.mark, s.pkt.src, s.pkt.dst);
                 let (outs, reroute_kind) = match &station {
-                    Station::Program(p) => (p.run(self, hook, s), p.table() == "mangle"),
-                    Station::Conntrack if loopback => (vec![s], false),
+                    Station::Program(p) => (p.run(self, hook, s), p.reroutes()),
+                    // the packet has its conntrack entry already (looped back, or sent on by
+                    // IPVS): nf_conntrack_in leaves it alone
+                    Station::Conntrack if loopback || s.ct.looked_up => (vec![s], false),
                     Station::Conntrack => (track::conntrack(self, s), false),
                     Station::Nat(ps) if loopback => {
                         let mut s = s;
@@ -305,7 +461,9 @@ impl<'a> Tracer<'a> {
                 .run_hook(Hook::Input, st, false)
                 .into_iter()
                 .map(|mut s| {
-                    if s.verdict.is_none() {
+                    if let Some(next) = s.leave.take() {
+                        s.phase = next;
+                    } else if s.verdict.is_none() {
                         let dev = s.pkt.iif.clone().unwrap_or_else(|| "lo".to_string());
                         let to = s.dst();
                         s.finish(Verdict::Delivered { dev, to });
@@ -331,10 +489,11 @@ impl<'a> Tracer<'a> {
                 .run_hook(Hook::Output, st, false)
                 .into_iter()
                 .map(|mut s| {
-                    s.phase = Phase::Postrouting;
+                    s.phase = s.leave.take().unwrap_or(Phase::Postrouting);
                     s
                 })
                 .collect(),
+            Phase::IpvsXmit => routing::route_ipvs(self, st),
             Phase::Postrouting => self
                 .run_hook(Hook::Postrouting, st, false)
                 .into_iter()

@@ -14,8 +14,9 @@
 //!        |                          |                              OUTPUT: raw conntrack mangle
 //!      local                     forward                             [mark/addr changed: re-route]
 //!        |                          |                                nat(-100) [dst changed: re-route]
-//!   INPUT: mangle filter      MTU check (DF) -> PKT_TOO_BIG          filter security
-//!     security nat(100)       FORWARD: mangle filter security              |
+//!   INPUT: mangle filter      MTU check (DF) -> PKT_TOO_BIG          IPVS(-98) filter security
+//!     security IPVS(99)       FORWARD: mangle filter security              |
+//!     nat(100)                      |                                      |
 //!        |                          |                                      |
 //!    Delivered                      +------------> POSTROUTING: mangle nat(100, SNAT/MASQUERADE)
 //!        ^                                                   |
@@ -26,10 +27,21 @@
 //!        +-------------------------------------------------- | ---------- INPUT hooks
 //!                                                        Forwarded { out dev, next hop }
 //! ```
+//! IPVS (when the node has virtual servers) schedules a new connection to a VIP this host
+//! owns at INPUT, or a locally sent one at OUTPUT: every real server forks the path with its
+//! scheduler share; masquerading servers DNAT the packet, which IPVS then sends on itself: a
+//! route to the server, the whole OUTPUT hook again, POSTROUTING (see `ipvs.rs`).
 //!
 //! Netfilter programs are iptables tables per back end (`iptables-legacy` and `iptables-nft`
-//! both run when both hold rules: an assumption orders them); the seam for nftables chains is
-//! [`program`](self) (`Program`). Chains follow `ipt_do_table`: jumps, gotos, RETURN, policies,
+//! both run when both hold rules: an assumption orders them) and the base chains of native
+//! nftables tables (`ip`, `ip6`, `inet`), each at its hook and priority; at equal priority
+//! the chain registered last runs first (`nf_hook_entries_grow`), registration order read from
+//! the nft dump. nat-type chains and iptables nat tables run together from the one NAT hook in
+//! their own priority order. Tables iptables-nft made are walked once, from the iptables-nft
+//! dump. nft chains follow `nft_do_chain`: jump/goto/return, verdict maps and set lookups
+//! (`ip daddr . meta l4proto . th dport vmap @service-ips`), `numgen random mod N` forking
+//! every branch with its share, `meta mark set`, NAT, `reject`, counters and logs as steps,
+//! the base chain's policy at its end. iptables chains follow `ipt_do_table`: jumps, gotos, RETURN, policies,
 //! the implicit return of user chains, marks and connection marks, NAT targets rewriting the
 //! packet and the connection's reply tuple, REJECT with its ICMP or RST, LOG and counter-only
 //! rules as steps without effect, NOTRACK / CT. A `statistic` match forks the path (every
@@ -74,8 +86,10 @@ mod chain;
 mod display;
 mod engine;
 mod env;
+mod ipvs;
 pub mod model;
 mod nat;
+mod nft;
 mod program;
 mod routing;
 mod state;

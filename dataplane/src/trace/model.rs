@@ -12,19 +12,25 @@ use crate::node::Backend;
 use crate::packet::{CtState, Family, Packet};
 use crate::route::RpFilter;
 
-/// A rule of a ruleset, as `iptables -L --line-numbers` and `iptables-save` name it.
+/// A rule of a ruleset, as `iptables -L --line-numbers` and `iptables-save` name it; for a
+/// native nftables rule as `nft -a list ruleset` does (backend `None`, table `FAMILY NAME`,
+/// the rule's handle); for an IPVS virtual service as `ipvsadm -Sn` does (table `ipvs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RuleRef {
-    /// The iptables back end holding it.
+    /// The iptables back end holding it (`None`: native nftables, IPVS).
     pub backend: Option<Backend>,
-    /// Table (`nat`).
+    /// Table (`nat`; nftables: `ip kube-proxy`; `ipvs`).
     pub table: String,
-    /// Chain (`KUBE-SERVICES`).
+    /// Chain (`KUBE-SERVICES`; IPVS: the service, `TCP 198.19.0.10:80`).
     pub chain: String,
     /// 1-based position in the chain (`iptables -L --line-numbers`).
     pub index: usize,
-    /// The rule as iptables-save prints it (`-A CHAIN ...`).
+    /// The rule as iptables-save prints it (`-A CHAIN ...`), as `nft list` prints it, or the
+    /// service as `ipvsadm -Sn` prints it.
     pub text: String,
+    /// The nftables rule handle (`nft -a`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
 }
 
 impl fmt::Display for RuleRef {
@@ -77,7 +83,8 @@ impl fmt::Display for Endpoint {
 /// How a REJECT answers (`--reject-with`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RejectKind {
-    /// The iptables name (`icmp-port-unreachable`, `tcp-reset`, `icmp6-adm-prohibited`).
+    /// The iptables name (`icmp-port-unreachable`, `tcp-reset`, `icmp6-adm-prohibited`), or
+    /// nft's words for an nft `reject` (`tcp reset`, `icmpx port-unreachable`).
     pub name: String,
     /// ICMP / ICMPv6 type and code sent; `None` for a TCP RST.
     pub icmp: Option<(u8, u8)>,
@@ -213,6 +220,27 @@ pub enum Effect {
     },
     /// The packet is looped back to this host through `lo`.
     Loopback,
+    /// `add|update|delete @set { elem }`: a dynamic set changes for later packets (nft
+    /// affinity); this trace does not see the change.
+    SetUpdate {
+        /// The set.
+        set: String,
+        /// `add`, `update` or `delete`.
+        op: String,
+        /// The element, as computed from the packet.
+        elem: String,
+    },
+    /// IPVS scheduled a new connection of a virtual service to a real server.
+    Ipvs {
+        /// The service (`TCP 198.19.0.10:80`).
+        service: String,
+        /// The scheduler (`rr`).
+        scheduler: String,
+        /// The real server chosen on this path.
+        server: Endpoint,
+        /// Forwarding method (`masq`, `local`, `route`, `tunnel`).
+        forward: String,
+    },
 }
 
 /// One thing that happened to the packet.
@@ -529,6 +557,14 @@ pub enum AssumptionCode {
     SysctlUnknown,
     /// A conntrack decision rests on defaults (tcp_loose, early drop, state given by caller).
     Conntrack,
+    /// nftables tables that iptables-nft created were traced through the iptables-nft dump
+    /// (or, without it, as native nftables).
+    NftCompat,
+    /// A dynamic set update (`update @affinity-…`) is not applied to the set the trace reads.
+    SetUpdate,
+    /// An IPVS decision rests on what the dump does not say (connection table, persistence,
+    /// live counts, `net.ipv4.vs.*` sysctls).
+    Ipvs,
 }
 
 /// Something the trace could not know and assumed.

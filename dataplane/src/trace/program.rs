@@ -7,9 +7,10 @@
 //!                 the conntrack lookup, or the NAT group (every nat program of the hook, run
 //!                 until one sets up a binding, as nf_nat_inet_fn does)
 //! ```
-//! The seam: an nftables base chain is another [`Program`] with its own priority per hook
-//! (`type filter hook forward priority 0`); pushing it into the tracer's program list is all
-//! the hook walk needs (nat-type chains join the NAT group through [`Program::is_nat`]).
+//! An nftables base chain is another [`Program`] with its own priority per hook (`type filter
+//! hook forward priority 0`, see `nft.rs`); nat-type chains join the NAT group through
+//! [`Program::is_nat`], ordered inside it by their own priority. Programs of equal priority run
+//! in the order [`Registration::tie_key`] gives (the kernel runs the last registered first).
 
 use std::fmt;
 
@@ -75,14 +76,46 @@ pub(crate) fn table_priority(table: &str, hook: Hook) -> Option<i32> {
     }
 }
 
+/// When a program's hook was registered, which orders programs of equal priority: the kernel
+/// (`nf_hook_entries_grow`) inserts a new hook before those of the same priority, so the one
+/// registered last runs first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// An iptables-legacy table (x_tables): when it registered is not known; assumed first.
+    Legacy,
+    /// A kernel module's own hooks (IPVS, registered with its first service): assumed first.
+    Module,
+    /// An nf_tables base chain (native, or an iptables-nft table) at this position of the
+    /// `nft list ruleset` dump, which lists tables and chains in creation order; `None`: not
+    /// in the dump.
+    NfTables(Option<u64>),
+}
+
+impl Registration {
+    /// Sort key at equal priority (lower runs first): legacy first (an assumption), then
+    /// nf_tables chains, the last registered first; chains missing from the dump last.
+    pub(crate) fn tie_key(self) -> (u8, std::cmp::Reverse<u64>) {
+        match self {
+            Registration::Legacy | Registration::Module => (0, std::cmp::Reverse(0)),
+            Registration::NfTables(Some(pos)) => (1, std::cmp::Reverse(pos)),
+            Registration::NfTables(None) => (2, std::cmp::Reverse(0)),
+        }
+    }
+}
+
 /// A netfilter program: something attached to hooks that can look at and change a packet.
 pub(crate) trait Program {
-    /// The table name (`nat`), used in step stages (`nat/PREROUTING`).
-    fn table(&self) -> &str;
+    /// A name for assumptions (`iptables-nft nat`, `nft inet filter/input`).
+    fn name(&self) -> String;
     /// The priority at `hook`, or `None` when not attached there.
     fn priority(&self, hook: Hook) -> Option<i32>;
     /// Whether it is a NAT program (runs only for the first packet of a connection).
     fn is_nat(&self) -> bool;
+    /// Whether a changed mark or address re-routes a locally sent packet after it (the mangle
+    /// table, an nft `type route` chain: `ip_route_me_harder` at OUTPUT).
+    fn reroutes(&self) -> bool;
+    /// When its hook at `hook` was registered (orders programs of equal priority).
+    fn registered(&self, hook: Hook) -> Registration;
     /// Whether it has anything at `hook` that could act (rules, or a DROP policy).
     fn acts_at(&self, hook: Hook) -> bool;
     /// Runs the program at `hook`. Each returned path either continues (`verdict` unset:
@@ -95,11 +128,30 @@ pub(crate) struct IptablesTable<'a> {
     pub(crate) backend: Backend,
     pub(crate) family: Family,
     pub(crate) table: &'a Table,
+    /// iptables-nft: the dump positions of the table's base chains (by hook), when the node's
+    /// nft dump holds them.
+    pub(crate) positions: Vec<(Hook, u64)>,
 }
 
 impl Program for IptablesTable<'_> {
-    fn table(&self) -> &str {
-        &self.table.name
+    fn name(&self) -> String {
+        format!("{} {}", self.backend, self.table.name)
+    }
+
+    fn reroutes(&self) -> bool {
+        self.table.name == "mangle"
+    }
+
+    fn registered(&self, hook: Hook) -> Registration {
+        match self.backend {
+            Backend::Legacy => Registration::Legacy,
+            Backend::Nft => Registration::NfTables(
+                self.positions
+                    .iter()
+                    .find(|(h, _)| *h == hook)
+                    .map(|(_, p)| *p),
+            ),
+        }
     }
 
     fn priority(&self, hook: Hook) -> Option<i32> {

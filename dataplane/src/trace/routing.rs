@@ -303,6 +303,28 @@ pub(crate) fn route_output(tr: &Tracer<'_>, mut st: PathState) -> Vec<PathState>
         .collect()
 }
 
+/// The route IPVS sends a scheduled packet on (`__ip_vs_get_out_rt`): an output lookup for
+/// the real server (the destination after NAT; for direct routing the server as next hop),
+/// without the packet's source or mark. Then the OUTPUT hook runs again.
+pub(crate) fn route_ipvs(tr: &Tracer<'_>, mut st: PathState) -> Vec<PathState> {
+    let via = st.ipvs_via;
+    let mut flow = Flow::to(via.unwrap_or(st.pkt.dst));
+    flow.proto = Some(st.pkt.proto);
+    let lk = tr.node.routes.lookup(&flow);
+    tr.route_assumptions(&lk);
+    route_step(&mut st, &lk, false);
+    apply_output(tr, st, &lk)
+        .into_iter()
+        .map(|mut s| {
+            if let (Some(rs), Some(r)) = (via, s.route.as_mut()) {
+                r.gateway = r.gateway.or(Some(rs));
+            }
+            s.phase = Phase::Output;
+            s
+        })
+        .collect()
+}
+
 /// `ip_route_me_harder`: the route again, after mangle OUTPUT changed the mark or an address,
 /// or nat OUTPUT the destination.
 pub(crate) fn reroute(tr: &Tracer<'_>, mut st: PathState) -> Vec<PathState> {

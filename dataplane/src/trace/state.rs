@@ -29,6 +29,9 @@ pub(crate) enum Phase {
     Postrouting,
     /// Looped back: PREROUTING on `lo` without conntrack lookup, nat or route lookup.
     LoopbackIn,
+    /// Stolen by IPVS at LOCAL_IN or LOCAL_OUT and sent on: the route to the real server,
+    /// then the OUTPUT hook again (`ip_vs_nat_send_or_cont`).
+    IpvsXmit,
 }
 
 /// The route a path took.
@@ -173,6 +176,12 @@ pub(crate) struct PathState {
     pub(crate) route: Option<RouteChoice>,
     pub(crate) phase: Phase,
     pub(crate) verdict: Option<Verdict>,
+    /// A program took the packet out of its hook (`NF_STOLEN`): the phase it goes on in.
+    pub(crate) leave: Option<Phase>,
+    /// IPVS scheduled the packet (`skb->ipvs_property`): IPVS leaves it alone from now on.
+    pub(crate) ipvs_done: bool,
+    /// IPVS direct routing: the real server, as next hop (the destination is unchanged).
+    pub(crate) ipvs_via: Option<IpAddr>,
 }
 
 impl PathState {
@@ -190,6 +199,9 @@ impl PathState {
             route: None,
             phase,
             verdict: None,
+            leave: None,
+            ipvs_done: false,
+            ipvs_via: None,
         }
     }
 
