@@ -53,10 +53,12 @@ fn traffic(backend: &'static str) {
     // outlast one attempt's timeout on a loaded machine: both endpoints answer once first.
     let mut warm = BTreeSet::new();
     lab::wait_until(Duration::from_secs(10), || {
-        if let Ok(g) = w.b.tcp_connect(ip("2001:db8:19::10"), 80, T) {
-            if let Some(g) = Greeting::parse(&g) {
-                warm.insert(g.host);
-            }
+        if let Some(g) =
+            w.b.tcp_connect(ip("2001:db8:19::10"), 80, T)
+                .ok()
+                .and_then(|g| Greeting::parse(&g))
+        {
+            warm.insert(g.host);
         }
         warm.len() == 2
     });
