@@ -165,6 +165,8 @@ impl Speaker {
 
     /// Apply a new configuration, changing only what changed (see [`crate::config::diff`]).
     pub(super) fn reload(&mut self, new: Config) {
+        self.file_cfg = new.clone();
+        let new = new.with_mesh(&self.mesh);
         let d = crate::config::diff(&self.cfg, &new);
         if d.is_empty() {
             tracing::info!("configuration reloaded: nothing to change");
