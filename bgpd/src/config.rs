@@ -27,6 +27,9 @@ use crate::rib::RibOptions;
 use crate::session::{GracefulRestartConfig, PeerAs, PeerConfig};
 use crate::wire::{AfiSafi, Community, LargeCommunity};
 
+mod cluster;
+pub use cluster::{NodeMeshCfg, ServiceAdvertisementCfg};
+
 /// Default BGP port (RFC 4271 §8.2.1).
 pub const BGP_PORT: u16 = 179;
 /// Default control socket path.
@@ -517,6 +520,12 @@ pub struct Config {
     /// The peers.
     #[serde(default)]
     pub peers: Vec<PeerCfg>,
+    /// Service addresses to advertise (Calico-like; needs `node_name` for the watch).
+    #[serde(default)]
+    pub service_advertisement: ServiceAdvertisementCfg,
+    /// Peer with every other Node (iBGP full mesh; needs `node_name`).
+    #[serde(default)]
+    pub node_mesh: Option<NodeMeshCfg>,
 }
 
 /// A configuration that cannot be used, with where it went wrong.
@@ -745,6 +754,29 @@ impl Config {
                 "needed to find this Node's podCIDRs".into(),
             ));
         }
+        if self.node_name.is_none() {
+            if self.node_mesh.is_some() {
+                return Err((
+                    vec![Key("node_mesh")],
+                    "needs node_name (this Node is left out of the mesh)".into(),
+                ));
+            }
+            if !self.service_advertisement.ranges().is_empty() {
+                return Err((
+                    vec![Key("service_advertisement")],
+                    "external and LoadBalancer IPs need node_name (and kubeconfig or manifests)"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(m) = &self.node_mesh
+            && matches!(m.hold_time.0, 1 | 2)
+        {
+            return Err((
+                vec![Key("node_mesh"), Key("hold_time")],
+                "hold time must be 0 or at least 3 seconds (RFC 4271 §4.2)".into(),
+            ));
+        }
         let mut seen = BTreeSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             let at = |k: &str| vec![Key("peers"), Index(i), Key(k)];
@@ -873,7 +905,11 @@ impl Config {
 
     /// Our own prefixes from the file (the Node's podCIDRs are added at run time).
     pub fn static_prefixes(&self) -> BTreeSet<IpNet> {
-        self.prefixes.iter().map(|p| p.trunc()).collect()
+        self.prefixes
+            .iter()
+            .chain(&self.service_advertisement.cluster_ip_ranges)
+            .map(|p| p.trunc())
+            .collect()
     }
 
     /// The import policy of a peer, given our current own prefixes.
@@ -998,6 +1034,12 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     }
     if old.multipath != new.multipath {
         d.needs_restart.push("multipath");
+    }
+    if old.service_advertisement.ranges() != new.service_advertisement.ranges() {
+        d.needs_restart.push("service_advertisement");
+    }
+    if old.node_mesh.is_some() != new.node_mesh.is_some() {
+        d.needs_restart.push("node_mesh");
     }
     d
 }

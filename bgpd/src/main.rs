@@ -13,6 +13,7 @@ use anyhow::Context;
 use bgpd::api::{self, Request, Response};
 use bgpd::config::{Config, DEFAULT_CONTROL_SOCKET};
 use bgpd::metrics::Metrics;
+use bgpd::source::cluster::{self, ClusterWants};
 use bgpd::speaker::{Control, Speaker};
 use clap::{Parser, Subcommand};
 use ipnet::IpNet;
@@ -211,6 +212,11 @@ async fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         cfg.manifests.clone(),
         cfg.kubeconfig.clone(),
     );
+    let cluster = cfg.node_name.clone().map(|me| ClusterWants {
+        me,
+        ranges: cfg.service_advertisement.ranges(),
+        mesh: cfg.node_mesh.is_some(),
+    });
     let api_listener = api::bind(&control_path).context("control socket")?;
     let (speaker, inputs, handles) = match Speaker::start(cfg, Arc::clone(&metrics)).await {
         Ok(x) => x,
@@ -228,7 +234,10 @@ async fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             }
         });
     }
-    start_source(source, handles.control.clone()).await;
+    start_source(source.clone(), handles.control.clone()).await;
+    if let Some(w) = cluster.filter(|w| w.mesh || !w.ranges.is_empty()) {
+        start_cluster(w, source.1, source.2, handles.control.clone()).await;
+    }
     let control = handles.control.clone();
     tokio::spawn(watch_config(path.clone(), control.clone()));
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -279,6 +288,34 @@ async fn watch_config(path: PathBuf, control: mpsc::Sender<Control>) {
             }
         }
     }
+}
+
+/// Service addresses and the node mesh, from the manifests or the API.
+async fn start_cluster(
+    wants: ClusterWants,
+    manifests: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    control: mpsc::Sender<Control>,
+) {
+    let (tx, mut rx) = mpsc::channel(4);
+    match manifests {
+        Some(m) => {
+            cluster::spawn_cluster_manifests(m, wants, Duration::from_secs(1), tx);
+        }
+        None => {
+            if let Err(e) = cluster::spawn_cluster_kube(kubeconfig, wants, tx).await {
+                tracing::error!(error = %e, "no Service/Node watch: no Service addresses, no node mesh");
+                return;
+            }
+        }
+    }
+    tokio::spawn(async move {
+        while let Some(c) = rx.recv().await {
+            if control.send(Control::Cluster(c)).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 async fn start_source(

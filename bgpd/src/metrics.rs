@@ -46,6 +46,24 @@ pub struct RejectLabels {
     pub reason: String,
 }
 
+/// An UPDATE error, by its RFC 7606 action.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpdateErrorLabels {
+    /// The peer.
+    pub peer: String,
+    /// `attribute-discard`, `treat-as-withdraw` or `session-reset` (RFC 7606 §2).
+    pub action: String,
+}
+
+/// A ROUTE-REFRESH message.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    /// The peer.
+    pub peer: String,
+    /// `received` (the peer asked us) or `sent` (we asked the peer).
+    pub direction: String,
+}
+
 /// `family="ipv4"`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FamilyLabel {
@@ -75,6 +93,8 @@ pub struct Metrics {
     updates_received: Family<PeerLabel, Counter>,
     updates_sent: Family<PeerLabel, Counter>,
     rejected: Family<RejectLabels, Counter>,
+    update_errors: Family<UpdateErrorLabels, Counter>,
+    route_refresh: Family<RefreshLabels, Counter>,
     routes_installed: Family<FamilyLabel, Gauge>,
     fib_ops: Family<OpLabels, Counter>,
 }
@@ -118,6 +138,8 @@ impl Metrics {
             updates_received: Family::default(),
             updates_sent: Family::default(),
             rejected: Family::default(),
+            update_errors: Family::default(),
+            route_refresh: Family::default(),
             routes_installed: Family::default(),
             fib_ops: Family::default(),
             registry: Registry::default(),
@@ -166,6 +188,16 @@ impl Metrics {
             "prefixes_rejected",
             "Prefixes refused by import policy, by reason",
             m.rejected.clone(),
+        );
+        r.register(
+            "update_errors",
+            "Malformed UPDATEs, by the RFC 7606 action taken",
+            m.update_errors.clone(),
+        );
+        r.register(
+            "route_refresh",
+            "ROUTE-REFRESH messages (RFC 2918), received from or sent to the peer",
+            m.route_refresh.clone(),
         );
         r.register(
             "routes_installed",
@@ -238,6 +270,26 @@ impl Metrics {
             .get_or_create(&RejectLabels {
                 peer: p.to_string(),
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// A malformed UPDATE was handled with `action` (RFC 7606 §2 names).
+    pub fn update_error(&self, p: IpAddr, action: &str) {
+        self.update_errors
+            .get_or_create(&UpdateErrorLabels {
+                peer: p.to_string(),
+                action: action.to_string(),
+            })
+            .inc();
+    }
+
+    /// A ROUTE-REFRESH was received (`sent == false`) or sent.
+    pub fn route_refresh(&self, p: IpAddr, sent: bool) {
+        self.route_refresh
+            .get_or_create(&RefreshLabels {
+                peer: p.to_string(),
+                direction: if sent { "sent" } else { "received" }.to_string(),
             })
             .inc();
     }
@@ -318,6 +370,8 @@ mod tests {
         m.rejected(p, "not_in_import_ranges");
         m.routes_installed(2, 1);
         m.fib_op("add", true);
+        m.update_error(p, "treat-as-withdraw");
+        m.route_refresh(p, false);
         let text = m.encode();
         for line in [
             "bgpd_session_state{peer=\"198.18.0.1\"} 6",
@@ -331,6 +385,8 @@ mod tests {
             "bgpd_prefixes_rejected_total{peer=\"198.18.0.1\",reason=\"not_in_import_ranges\"} 1",
             "bgpd_routes_installed{family=\"ipv4\"} 2",
             "bgpd_fib_operations_total{op=\"add\",result=\"ok\"} 1",
+            "bgpd_update_errors_total{peer=\"198.18.0.1\",action=\"treat-as-withdraw\"} 1",
+            "bgpd_route_refresh_total{peer=\"198.18.0.1\",direction=\"received\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -197,3 +197,42 @@ fn diff_resets_only_the_changed_peer() {
         vec!["route_table/route_metric"]
     );
 }
+
+#[test]
+fn service_advertisement_and_node_mesh() {
+    let text = format!(
+        "{GOOD}service_advertisement:
+  cluster_ip_ranges: [198.19.0.0/16]
+  external_ip_ranges: [198.19.255.0/24]
+node_mesh: {{ hold_time: 9, password: mesh-key }}
+"
+    );
+    let c = parse(&text).unwrap();
+    // the ClusterIP range is advertised as a static prefix
+    assert!(
+        c.static_prefixes()
+            .contains(&"198.19.0.0/16".parse().unwrap())
+    );
+    assert_eq!(c.service_advertisement.ranges().external.len(), 1);
+    // one iBGP peer per other Node, a configured peer keeps its own settings
+    let mesh: BTreeSet<IpAddr> = ["198.18.0.12", "198.18.0.1"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let m = c.with_mesh(&mesh);
+    assert_eq!(m.peers.len(), 3);
+    let p = m.peer("198.18.0.12".parse().unwrap()).unwrap();
+    assert_eq!((p.asn, p.hold_time.0), (PeerAsn::Internal, 9));
+    assert!(p.password.is_some());
+    assert_eq!(
+        m.peer("198.18.0.1".parse().unwrap()),
+        c.peer("198.18.0.1".parse().unwrap())
+    );
+    // a mesh Node going away removes its peer only
+    let d = diff(&m, &c.with_mesh(&BTreeSet::new()));
+    assert_eq!(d.removed, vec!["198.18.0.12".parse::<IpAddr>().unwrap()]);
+    assert!(d.reset.is_empty() && d.policy.is_empty());
+    // without node_name there is no mesh and no Service watch
+    let e = parse(&text.replace("node_name: node1\nmanifests: /tmp/nodes.yaml\n", "")).unwrap_err();
+    assert_eq!(e.key(), Some("node_mesh"), "{e}");
+}

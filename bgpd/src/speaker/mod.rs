@@ -81,6 +81,8 @@ pub enum Control {
     ReloadFailed(ConfigError),
     /// This Node's pod CIDRs changed.
     NodePrefixes(BTreeSet<IpNet>),
+    /// Service addresses or the other Nodes (mesh) changed.
+    Cluster(crate::source::cluster::Cluster),
     /// Stop: `graceful` keeps kernel routes and lets peers keep ours (RFC 4724); `done` is
     /// signalled once sessions are closed and the FIB is settled.
     Shutdown {
@@ -129,6 +131,12 @@ pub struct Speaker {
     rib: Rib,
     static_prefixes: BTreeSet<IpNet>,
     node_prefixes: BTreeSet<IpNet>,
+    /// Service addresses from the cluster sources.
+    service_prefixes: BTreeSet<IpNet>,
+    /// The configuration as read from the file (`cfg` adds the mesh peers).
+    file_cfg: Config,
+    /// The other Nodes, when the node mesh is on.
+    mesh: BTreeSet<IpAddr>,
     own: BTreeSet<IpNet>,
     fib: Option<FibSync>,
     fib_tx: Option<mpsc::UnboundedSender<FibCmd>>,
@@ -259,6 +267,9 @@ impl Speaker {
             own: static_prefixes.clone(),
             static_prefixes,
             node_prefixes: BTreeSet::new(),
+            service_prefixes: BTreeSet::new(),
+            file_cfg: cfg.clone(),
+            mesh: BTreeSet::new(),
             peers: BTreeMap::new(),
             fib,
             fib_tx,
@@ -344,6 +355,17 @@ impl Speaker {
             Control::NodePrefixes(set) => {
                 self.node_prefixes = set;
                 self.update_own();
+            }
+            Control::Cluster(c) => {
+                if c.service_prefixes != self.service_prefixes {
+                    self.service_prefixes = c.service_prefixes;
+                    self.update_own();
+                }
+                if c.mesh_peers != self.mesh {
+                    tracing::info!(nodes = ?c.mesh_peers, "node mesh changed");
+                    self.mesh = c.mesh_peers;
+                    self.reload(self.file_cfg.clone());
+                }
             }
             Control::Shutdown { .. } => {}
         }
@@ -446,7 +468,9 @@ impl Speaker {
     fn update_own(&mut self) {
         let new: BTreeSet<IpNet> = self
             .static_prefixes
-            .union(&self.node_prefixes)
+            .iter()
+            .chain(&self.node_prefixes)
+            .chain(&self.service_prefixes)
             .copied()
             .collect();
         if new == self.own {

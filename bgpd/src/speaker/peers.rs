@@ -165,6 +165,8 @@ impl Speaker {
 
     /// Apply a new configuration, changing only what changed (see [`crate::config::diff`]).
     pub(super) fn reload(&mut self, new: Config) {
+        self.file_cfg = new.clone();
+        let new = new.with_mesh(&self.mesh);
         let d = crate::config::diff(&self.cfg, &new);
         if d.is_empty() {
             tracing::info!("configuration reloaded: nothing to change");
@@ -247,7 +249,11 @@ impl Speaker {
         if import_changed && let Some(s) = ps.fsm.established() {
             for f in s.families.clone() {
                 match ps.fsm.request_route_refresh(f) {
-                    Ok(a) => acts.push(a),
+                    Ok(a) => {
+                        tracing::info!(peer = %addr, family = %f, "new import policy: sending ROUTE-REFRESH (RFC 2918 §3)");
+                        self.metrics.route_refresh(addr, true);
+                        acts.push(a)
+                    }
                     Err(e) => {
                         tracing::warn!(peer = %addr, error = %e, "new import policy applies to new routes only")
                     }
@@ -304,9 +310,26 @@ impl Speaker {
                 Event::TcpConnectionFails
             }
             FromConn::Event { event, .. } => {
-                if matches!(event, Event::UpdateMsg(_)) {
-                    ps.updates_in += 1;
-                    self.metrics.update_received(key.peer);
+                match &event {
+                    Event::UpdateMsg(u) => {
+                        ps.updates_in += 1;
+                        self.metrics.update_received(key.peer);
+                        if let Some(a) = u.action() {
+                            let prefixes: Vec<IpNet> = announced(u).chain(withdrawn(u)).collect();
+                            for e in &u.errors {
+                                tracing::warn!(peer = %key.peer, action = %a, ?prefixes, "UPDATE error handled per RFC 7606: {e}");
+                            }
+                        }
+                    }
+                    Event::UpdateMsgErr(e) => {
+                        self.metrics.update_received(key.peer);
+                        self.metrics.update_error(key.peer, &e.action.to_string());
+                    }
+                    Event::RouteRefreshMsg(rr) => {
+                        tracing::info!(peer = %key.peer, family = %rr.afi_safi, subtype = ?rr.subtype, "ROUTE-REFRESH received (RFC 2918 §4)");
+                        self.metrics.route_refresh(key.peer, false);
+                    }
+                    _ => {}
                 }
                 event
             }
@@ -638,8 +661,8 @@ impl Speaker {
                 for p in announced(&u).chain(withdrawn(&u)) {
                     ps.filtered.remove(&p);
                 }
-                for e in &u.errors {
-                    tracing::warn!(peer = %addr, "UPDATE error handled per RFC 7606: {e}");
+                if let Some(a) = u.action() {
+                    self.metrics.update_error(addr, &a.to_string());
                 }
                 let out = match self.rib.apply_update(id, &u, &ps.import, four) {
                     Ok(o) => o,
@@ -691,6 +714,7 @@ impl Speaker {
                     .chain(w.ipv6.iter().map(|n| IpNet::V6(n.prefix)))
                     .collect();
                 tracing::warn!(peer = %addr, prefixes = all.len(), "malformed UPDATE treated as withdraw (RFC 7606 §2)");
+                self.metrics.update_error(addr, "treat-as-withdraw");
                 for p in &all {
                     ps.filtered.remove(p);
                 }

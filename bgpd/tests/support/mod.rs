@@ -12,6 +12,8 @@
 //! Invocations follow shared/reference/test-environment.md §3.
 #![allow(dead_code)]
 
+pub(crate) mod router;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +55,17 @@ pub(crate) struct Bird {
 impl Bird {
     /// Start `bird -f` with `conf` in `host`; waits until its control socket answers.
     pub(crate) fn start(lab: &Lab, host: &Host, name: &str, conf: &str) -> Bird {
+        Self::start_with(lab, host, name, conf, &[])
+    }
+
+    /// [`Bird::start`] with more arguments (`-R`: graceful restart recovery).
+    pub(crate) fn start_with(
+        lab: &Lab,
+        host: &Host,
+        name: &str,
+        conf: &str,
+        extra: &[&str],
+    ) -> Bird {
         let dir = lab.dir();
         let (cf, ctl, pid) = (
             dir.join(format!("{name}.bird.conf")),
@@ -60,18 +73,20 @@ impl Bird {
             dir.join(format!("{name}.bird.pid")),
         );
         write(&cf, conf);
+        let mut argv = vec![
+            "bird",
+            "-f",
+            "-c",
+            cf.to_str().unwrap(),
+            "-s",
+            ctl.to_str().unwrap(),
+            "-P",
+            pid.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
         let proc = host
             .spawn_with(
-                &[
-                    "bird",
-                    "-f",
-                    "-c",
-                    cf.to_str().unwrap(),
-                    "-s",
-                    ctl.to_str().unwrap(),
-                    "-P",
-                    pid.to_str().unwrap(),
-                ],
+                &argv,
                 &SpawnOpts {
                     name: Some(format!("bird-{name}")),
                     ..Default::default()
@@ -242,6 +257,20 @@ impl Frr {
             host: host.clone(),
             run,
         }
+    }
+
+    /// bgpd's log file.
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.run.join("bgpd.log")
+    }
+
+    /// `vtysh -c L1 -c L2 ...` (a configuration session), stdout.
+    pub(crate) fn vtysh_lines(&self, lines: &[&str]) -> String {
+        let mut argv = vec!["vtysh", "--vty_socket", self.run.to_str().unwrap()];
+        for l in lines {
+            argv.extend(["-c", l]);
+        }
+        out(&self.host, &argv)
     }
 
     /// `vtysh -c CMD`, stdout.
@@ -452,6 +481,20 @@ impl Bgpd {
     /// Logs so far.
     pub(crate) fn logs(&self) -> String {
         self.proc.as_ref().map(|p| p.logs()).unwrap_or_default()
+    }
+
+    /// The value of the metric series `series` (name and labels as printed, e.g.
+    /// `bgpd_session_state{peer="198.18.0.1"}`) from `GET /metrics` on 127.0.0.1:`port`;
+    /// 0 when the series is absent.
+    pub(crate) fn metric(&self, port: u16, series: &str) -> f64 {
+        let m = self
+            .host
+            .http_get([127, 0, 0, 1], port, "/metrics", Duration::from_secs(5))
+            .expect("GET /metrics");
+        m.body
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
     }
 }
 

@@ -9,7 +9,8 @@
 //!                                                                 │    empty when the Node goes)
 //! ```
 //! A file that stops parsing keeps the last good prefixes (and logs why): a half-written
-//! file must not withdraw the node's pod CIDRs.
+//! file must not withdraw the node's pod CIDRs. Service addresses and the node mesh come from
+//! [`cluster`].
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+
+pub mod cluster;
 
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,16 @@ pub enum SourceError {
     BadCidr {
         /// The Node.
         node: String,
+        /// The value.
+        value: String,
+    },
+    /// A Service address is not an IP address.
+    #[error("Service {service}: {field}: {value:?} is not an IP address")]
+    BadServiceAddress {
+        /// `namespace/name`.
+        service: String,
+        /// The field (`spec.externalIPs`, `status.loadBalancer.ingress.ip`).
+        field: String,
         /// The value.
         value: String,
     },
@@ -119,15 +132,9 @@ pub fn nodes_in(text: &str, path: &Path) -> Result<Vec<Node>, SourceError> {
     Ok(out)
 }
 
-/// The pod CIDRs of Node `name` in the file or directory `path` (`*.yaml`, `*.yml`, `*.json`);
-/// empty when the Node is not there.
-pub fn read_manifests(path: &Path, name: &str) -> Result<BTreeSet<IpNet>, SourceError> {
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|source| SourceError::Read {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
+/// The manifest files at `path`: the file itself, or the `*.yaml`, `*.yml` and `*.json` files
+/// of a directory (sorted, dot files skipped).
+fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let mut files = Vec::new();
     if path.is_dir() {
         let entries = std::fs::read_dir(path).map_err(|source| SourceError::Read {
@@ -148,8 +155,57 @@ pub fn read_manifests(path: &Path, name: &str) -> Result<BTreeSet<IpNet>, Source
     } else {
         files.push(path.to_path_buf());
     }
-    for f in files {
-        let text = read(&f)?;
+    Ok(files)
+}
+
+/// Every object in the manifests at `path` (`kind: List` items included) as (kind, value,
+/// file, 1-based document number).
+pub(crate) fn manifest_objects(
+    path: &Path,
+) -> Result<Vec<(String, serde_yaml::Value, PathBuf, usize)>, SourceError> {
+    let mut out = Vec::new();
+    for f in manifest_files(path)? {
+        let text = std::fs::read_to_string(&f).map_err(|source| SourceError::Read {
+            path: f.clone(),
+            source,
+        })?;
+        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let err = |e: serde_yaml::Error| SourceError::Parse {
+                path: f.clone(),
+                document: i + 1,
+                message: e.to_string(),
+            };
+            let value = serde_yaml::Value::deserialize(doc).map_err(err)?;
+            if value.is_null() {
+                continue;
+            }
+            let header: Header = serde_yaml::from_value(value.clone()).map_err(err)?;
+            let kind = header.kind.clone().unwrap_or_default();
+            if let Some(list_kind) = kind.strip_suffix("List") {
+                for item in header.items.unwrap_or_default() {
+                    let k = item
+                        .get("kind")
+                        .and_then(|k| k.as_str())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| list_kind.to_string());
+                    out.push((k, item, f.clone(), i + 1));
+                }
+            } else {
+                out.push((kind, value, f.clone(), i + 1));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The pod CIDRs of Node `name` in the file or directory `path` (`*.yaml`, `*.yml`, `*.json`);
+/// empty when the Node is not there.
+pub fn read_manifests(path: &Path, name: &str) -> Result<BTreeSet<IpNet>, SourceError> {
+    for f in manifest_files(path)? {
+        let text = std::fs::read_to_string(&f).map_err(|source| SourceError::Read {
+            path: f.clone(),
+            source,
+        })?;
         for n in nodes_in(&text, &f)? {
             if n.metadata.name.as_deref() == Some(name) {
                 return pod_cidrs(&n);
@@ -203,8 +259,15 @@ pub async fn spawn_kube(
     name: String,
     tx: mpsc::Sender<BTreeSet<IpNet>>,
 ) -> Result<tokio::task::JoinHandle<()>, SourceError> {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
+    use kube::runtime::watcher;
+    let client = kube_client(kubeconfig).await?;
+    let api: kube::Api<Node> = kube::Api::all(client);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    Ok(tokio::spawn(watch_node(api, cfg, name, tx)))
+}
+
+/// A client from the kubeconfig file, or in-cluster / `KUBECONFIG` when `None`.
+pub(crate) async fn kube_client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, SourceError> {
     let config = match &kubeconfig {
         Some(p) => {
             let kc = kube::config::Kubeconfig::read_from(p)
@@ -217,10 +280,18 @@ pub async fn spawn_kube(
             .await
             .map_err(|e| SourceError::Kube(e.to_string()))?,
     };
-    let client = kube::Client::try_from(config).map_err(|e| SourceError::Kube(e.to_string()))?;
-    let api: kube::Api<Node> = kube::Api::all(client);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    Ok(tokio::spawn(async move {
+    kube::Client::try_from(config).map_err(|e| SourceError::Kube(e.to_string()))
+}
+
+async fn watch_node(
+    api: kube::Api<Node>,
+    cfg: kube::runtime::watcher::Config,
+    name: String,
+    tx: mpsc::Sender<BTreeSet<IpNet>>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    {
         let mut stream = watcher(api, cfg).default_backoff().boxed();
         let mut last: Option<BTreeSet<IpNet>> = None;
         // a relist collects the Node in `init` and publishes at InitDone
@@ -260,7 +331,7 @@ pub async fn spawn_kube(
                 last = Some(set);
             }
         }
-    }))
+    }
 }
 
 #[cfg(test)]

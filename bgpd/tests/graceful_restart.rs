@@ -1,0 +1,242 @@
+//! Graceful restart end to end (RFC 4724; root; lab namespaces):
+//!
+//! ```text
+//!   pod a 198.18.65.2 ── node1 (bgpd AS 65011, .11) ──┐
+//!                                                     rack ── tor (BIRD AS 65000, .1, GR)
+//!   pod b 198.18.66.2 ── node2 (bgpd AS 65012, .12) ──┘
+//! ```
+//! - Restarting speaker: a ping from pod a to pod b every 20 ms loses nothing while node1's
+//!   bgpd is SIGKILLed and started again (the kernel routes stay, the tor keeps node1's routes
+//!   as a GR helper); a route the tor stopped announcing meanwhile is swept after End-of-RIB.
+//! - Helper: the tor's BIRD is SIGKILLed and restarted with `-R`; we keep its routes for its
+//!   Restart Time, sweep what it did not announce again, and drop everything when it stays
+//!   away longer than that.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use lab::{Lab, SpawnOpts};
+use nix::sys::signal::Signal;
+use support::router::{Kind, Router, RouterSpec};
+use support::{Bgpd, kernel_route, wait};
+
+fn manifests(lab: &Lab) {
+    std::fs::write(
+        lab.dir().join("nodes.yaml"),
+        "apiVersion: v1
+kind: Node
+metadata: { name: node1 }
+spec: { podCIDRs: [198.18.65.0/24] }
+---
+apiVersion: v1
+kind: Node
+metadata: { name: node2 }
+spec: { podCIDRs: [198.18.66.0/24] }
+",
+    )
+    .unwrap();
+}
+
+fn bgpd_conf(lab: &Lab, name: &str, addr: &str, asn: u32) -> String {
+    format!(
+        "asn: {asn}
+router_id: {addr}
+listen: [{addr}]
+node_name: {name}
+manifests: {dir}/nodes.yaml
+control_socket: {sock}
+graceful_restart: {{ restart_time: 30, deferral: 20 }}
+import: [198.18.64.0/18 le 24]
+peers:
+  - {{ address: 198.18.0.1, asn: 65000, hold_time: 9, connect_retry: 1 }}
+",
+        dir = lab.dir().display(),
+        sock = Bgpd::socket_for(lab, name).display(),
+    )
+}
+
+/// `ping` statistics from its summary: (transmitted, received).
+fn ping_stats(out: &str) -> Option<(u64, u64)> {
+    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
+    let nums: Vec<u64> = line
+        .split(',')
+        .filter_map(|f| f.split_whitespace().next()?.parse().ok())
+        .collect();
+    Some((*nums.first()?, *nums.get(1)?))
+}
+
+#[test]
+fn a_ping_between_pods_loses_nothing_while_bgpd_is_sigkilled_and_restarted() {
+    let lab = support::lab("bgpd-gr-ping");
+    let n1 = lab.node("node1").unwrap();
+    let n2 = lab.node("node2").unwrap();
+    let tor = lab.router("tor").unwrap();
+    lab.segment("rack", &[&n1, &n2, &tor]).unwrap();
+    let a = lab.pod(&n1, "a").unwrap();
+    let b = lab.pod(&n2, "b").unwrap();
+    manifests(&lab);
+    let mut spec = RouterSpec::new(
+        Kind::Bird,
+        &[
+            (Ipv4Addr::new(198, 18, 0, 11), 65011),
+            (Ipv4Addr::new(198, 18, 0, 12), 65012),
+        ],
+    );
+    spec.graceful_restart = Some(60);
+    spec.announce4 = vec!["198.18.67.0/24".into()];
+    let mut r = Router::start(&lab, &tor, "tor", spec);
+    let mut b1 = Bgpd::start(
+        &lab,
+        &n1,
+        "node1",
+        &bgpd_conf(&lab, "node1", "198.18.0.11", 65011),
+    );
+    let b2 = Bgpd::start(
+        &lab,
+        &n2,
+        "node2",
+        &bgpd_conf(&lab, "node2", "198.18.0.12", 65012),
+    );
+    let via_tor = Some(vec!["198.18.0.1".to_string()]);
+    assert!(
+        wait(40, || kernel_route(&n1, "198.18.66.0/24") == via_tor
+            && kernel_route(&n2, "198.18.65.0/24") == via_tor
+            && kernel_route(&n1, "198.18.67.0/24") == via_tor),
+        "routes not learned: {:?} {:?}\n{}\n{}\n{}",
+        support::kernel_routes(&n1, false),
+        support::kernel_routes(&n2, false),
+        b1.logs(),
+        b2.logs(),
+        r.summary()
+    );
+    let b_ip = b.ipv4().unwrap().to_string();
+    a.ping(b.ipv4().unwrap(), Duration::from_secs(5))
+        .expect("pod a reaches pod b");
+
+    let ping = a
+        .spawn_with(
+            &["ping", "-n", "-i", "0.02", &b_ip],
+            &SpawnOpts {
+                name: Some("ping-a-b".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    b1.kill();
+    let killed = Instant::now();
+    // while node1's bgpd is away the tor stops announcing 198.18.67.0/24
+    r.withdraw("198.18.67.0/24");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        kernel_route(&n1, "198.18.67.0/24"),
+        via_tor,
+        "stale route kept until EoR"
+    );
+    assert_eq!(
+        kernel_route(&n2, "198.18.65.0/24"),
+        via_tor,
+        "the tor kept node1's route"
+    );
+    b1.restart();
+    let ok = wait(40, || {
+        assert_eq!(
+            kernel_route(&n1, "198.18.66.0/24"),
+            via_tor,
+            "198.18.66.0/24 left node1's kernel during the restart\n{}",
+            b1.logs()
+        );
+        b1.state("198.18.0.1") == "Established" && kernel_route(&n1, "198.18.67.0/24").is_none()
+    });
+    assert!(ok, "stale route not swept\n{}", b1.logs());
+    let restarted = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    ping.signal(Signal::SIGINT).unwrap();
+    ping.wait_timeout(Duration::from_secs(5));
+    let out = ping.stdout();
+    let (sent, received) = ping_stats(&out).unwrap_or_else(|| panic!("no ping summary:\n{out}"));
+    println!(
+        "ping every 20 ms: {sent} sent, {received} received; bgpd down and back with the stale route swept in {restarted:?}"
+    );
+    assert!(sent >= 100, "{out}");
+    assert_eq!(sent, received, "packets lost during the restart:\n{out}");
+    let logs = b1.logs();
+    assert!(
+        logs.contains("graceful restart: keeping our kernel routes"),
+        "{logs}"
+    );
+    assert_eq!(kernel_route(&n2, "198.18.65.0/24"), via_tor);
+}
+
+#[test]
+fn helper_mode_keeps_a_restarting_routers_routes_for_its_restart_time() {
+    let lab = support::lab("bgpd-gr-helper");
+    let node = lab.node("node1").unwrap();
+    let tor = lab.router("tor").unwrap();
+    lab.segment("rack", &[&node, &tor]).unwrap();
+    manifests(&lab);
+    let mut spec = RouterSpec::new(Kind::Bird, &[(Ipv4Addr::new(198, 18, 0, 11), 65011)]);
+    spec.graceful_restart = Some(8);
+    spec.announce4 = vec!["198.18.67.0/24".into(), "198.18.68.0/24".into()];
+    let mut r = Router::start(&lab, &tor, "tor", spec);
+    let bgpd = Bgpd::start(
+        &lab,
+        &node,
+        "node1",
+        &bgpd_conf(&lab, "node1", "198.18.0.11", 65011),
+    );
+    let via = Some(vec!["198.18.0.1".to_string()]);
+    assert!(
+        wait(30, || kernel_route(&node, "198.18.67.0/24") == via
+            && kernel_route(&node, "198.18.68.0/24") == via),
+        "{}\n{}",
+        bgpd.logs(),
+        r.summary()
+    );
+    let n = bgpd.neighbor("198.18.0.1");
+    assert_eq!(n["state"], "Established", "{n}");
+
+    // BIRD is killed and comes back (with -R) without 198.18.68.0/24
+    r.kill_and_restart(&lab, |r| {
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(kernel_route(&node, "198.18.67.0/24"), via);
+        assert_eq!(kernel_route(&node, "198.18.68.0/24"), via);
+        r.spec.announce4.retain(|p| p != "198.18.68.0/24");
+    });
+    let ok = wait(30, || {
+        assert_eq!(
+            kernel_route(&node, "198.18.67.0/24"),
+            via,
+            "198.18.67.0/24 left the kernel during the router's restart\n{}",
+            bgpd.logs()
+        );
+        bgpd.state("198.18.0.1") == "Established" && kernel_route(&node, "198.18.68.0/24").is_none()
+    });
+    assert!(ok, "stale route not swept\n{}\n{}", bgpd.logs(), r.logs());
+    let logs = bgpd.logs();
+    assert!(
+        logs.contains("graceful restart helper: keeping the peer's routes as stale"),
+        "{logs}"
+    );
+    assert!(logs.contains("stale routes of the peer swept"), "{logs}");
+
+    // killed again and not back within its Restart Time (8 s): the routes go after it
+    r.signal(Signal::SIGKILL);
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        kernel_route(&node, "198.18.67.0/24"),
+        via,
+        "dropped before the restart time"
+    );
+    assert!(
+        wait(20, || kernel_route(&node, "198.18.67.0/24").is_none()),
+        "{}",
+        bgpd.logs()
+    );
+    let gone = killed.elapsed();
+    println!("router's routes kept {gone:?} after it died (Restart Time 8 s)");
+    assert!(gone >= Duration::from_secs(7), "{gone:?}");
+}
