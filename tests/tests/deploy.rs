@@ -370,12 +370,12 @@ fn rbac_grants_exactly_what_each_program_reads() {
         assert!(problems.is_empty(), "{name}: {problems:#?}");
     }
 
-    // negative: bgpd loses nodes, kube-proxy-rs gains secrets, diag gets a wildcard
+    // negative: bgpd trades nodes for secrets, kube-proxy-rs gains secrets, diag gets a wildcard
     for o in &mut objects {
         if let Object::ClusterRole(r) = o {
             let rules = r.rules.as_mut().unwrap();
             match r.metadata.name.as_deref() {
-                Some("bgpd") => rules[0].resources = Some(vec!["services".into()]),
+                Some("bgpd") => rules[0].resources = Some(vec!["secrets".into()]),
                 Some("kube-proxy-rs") => {
                     rules[0].resources.as_mut().unwrap().push("secrets".into())
                 }
@@ -387,7 +387,7 @@ fn rbac_grants_exactly_what_each_program_reads() {
     let problems = check_rbac(&objects);
     let want = [
         "bgpd: missing list nodes.core",
-        "bgpd: more than it needs: get services.core",
+        "bgpd: more than it needs: get secrets.core",
         "kube-proxy-rs: more than it needs: get secrets.core",
         "ClusterRole kubectl-diag: wildcard `*` in verbs",
     ];
