@@ -24,7 +24,7 @@ use kube_proxy_rs::metrics::{self, Metrics};
 use kube_proxy_rs::render::iptables::{JUMP_RULES, RenderOptions, render_iptables};
 use kube_proxy_rs::source::FileSource;
 use kube_proxy_rs::sync::driver::{Driver, Host};
-use kube_proxy_rs::sync::{Debouncer, Engine, Proxier, Timing, family_name};
+use kube_proxy_rs::sync::{Debouncer, DynProxier, Engine, Proxier, Timing, family_name};
 use kube_proxy_rs::watch::{self, Feed, Objects};
 
 /// How often `--manifests` files are re-read (a change is used once two reads agree).
@@ -108,15 +108,15 @@ fn run(cfg: Config) -> Result<ExitCode> {
     let mut opts = RenderOptions::from_config(&cfg);
     opts.conntrack_tcp_be_liberal |=
         read_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").is_some_and(|v| v != "0");
-    let mut proxiers = vec![Proxier::new(
+    let mut proxiers: Vec<DynProxier> = vec![Box::new(Proxier::new(
         IptablesExec::new(Family::V4, choice.backend),
         opts.clone(),
-    )];
+    ))];
     if ipv6_usable(choice.backend) {
-        proxiers.push(Proxier::new(
+        proxiers.push(Box::new(Proxier::new(
             IptablesExec::new(Family::V6, choice.backend),
             opts,
-        ));
+        )));
     } else {
         tracing::warn!(
             "ip6tables-{}-restore does not work here: IPv6 is not proxied",

@@ -20,8 +20,9 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::debounce::{Action, Debouncer, Event, FullReason, Trigger};
 use super::engine::{Engine, Report};
-use super::proxier::{SyncError, family_name};
-use crate::apply::{ApplyError, IptablesExec};
+use super::mode::{DynProxier, ModeProxier};
+use super::proxier::family_name;
+use crate::apply::ApplyError;
 use crate::conntrack::{self, Ctnetlink, Frontends, Reconciled};
 use crate::health::{ServiceHealth, SharedHealth};
 use crate::metrics::{Metrics, label};
@@ -34,8 +35,8 @@ pub const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-t
 
 /// Everything that touches the kernel, moved to a blocking thread for each sync.
 pub struct Host {
-    /// Both families' proxiers.
-    pub engine: Engine<IptablesExec>,
+    /// Both families' proxiers, of the configured mode.
+    pub engine: Engine<DynProxier>,
     /// The conntrack table (`None`: ctnetlink unavailable; stale entries stay).
     pub conntrack: Option<Ctnetlink>,
 }
@@ -75,11 +76,13 @@ impl Host {
         let local = local_addresses();
         for p in self.engine.proxiers_mut() {
             let family = p.family();
-            p.options_mut().local_addresses = local
-                .iter()
-                .copied()
-                .filter(|ip| Family::of(ip) == family)
-                .collect();
+            p.set_local_addresses(
+                local
+                    .iter()
+                    .copied()
+                    .filter(|ip| Family::of(ip) == family)
+                    .collect(),
+            );
         }
         let report = self.engine.sync(objects, full);
         let mut ct = Vec::new();
@@ -391,13 +394,7 @@ impl Driver {
                 }
                 Err(e) => {
                     m.restore_failures.inc();
-                    if matches!(
-                        e,
-                        SyncError::Restore {
-                            kind: "partial",
-                            ..
-                        }
-                    ) {
+                    if e.is_partial() {
                         m.partial_restore_failures.inc();
                     }
                     tracing::error!(

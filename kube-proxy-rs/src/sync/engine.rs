@@ -7,14 +7,16 @@
 //!      ├── Proxier(IPv4).sync ──> FamilyOutcome
 //!      └── Proxier(IPv6).sync ──> FamilyOutcome      ──> Report
 //! ```
-//! Synchronous and generic over the [`RuleWriter`], so tests run it on the stateful fake.
+//! Synchronous and generic over the [`ModeProxier`]: the daemon runs boxed proxiers of the
+//! configured mode, tests run iptables [`Proxier`](super::Proxier)s on the stateful fake.
 
 use std::collections::BTreeMap;
 
 use dataplane::Family;
 
-use super::proxier::{Applied, Proxier, SyncError};
-use crate::apply::{self, ApplyError, RuleWriter};
+use super::mode::ModeProxier;
+use super::proxier::{Applied, SyncError};
+use crate::apply::ApplyError;
 use crate::model::{self, Build, ModelOptions, ProxyState, ServiceName, Skip, Warning};
 use crate::watch::Objects;
 
@@ -80,36 +82,36 @@ impl Report {
     }
 }
 
-/// The two families' proxiers.
+/// The enabled families' proxiers (all of one mode).
 #[derive(Debug)]
-pub struct Engine<W> {
-    proxiers: Vec<Proxier<W>>,
+pub struct Engine<P> {
+    proxiers: Vec<P>,
     model: ModelOptions,
 }
 
-impl<W: RuleWriter> Engine<W> {
+impl<P: ModeProxier> Engine<P> {
     /// An engine over these proxiers (one per enabled family).
-    pub fn new(proxiers: Vec<Proxier<W>>, model: ModelOptions) -> Engine<W> {
+    pub fn new(proxiers: Vec<P>, model: ModelOptions) -> Engine<P> {
         Engine { proxiers, model }
     }
 
     /// The proxiers.
-    pub fn proxiers(&self) -> &[Proxier<W>] {
+    pub fn proxiers(&self) -> &[P] {
         &self.proxiers
     }
 
     /// The proxiers, mutable.
-    pub fn proxiers_mut(&mut self) -> &mut [Proxier<W>] {
+    pub fn proxiers_mut(&mut self) -> &mut [P] {
         &mut self.proxiers
     }
 
     /// The proxier of a family, if enabled.
-    pub fn proxier(&self, family: Family) -> Option<&Proxier<W>> {
+    pub fn proxier(&self, family: Family) -> Option<&P> {
         self.proxiers.iter().find(|p| p.family() == family)
     }
 
     /// The proxier of a family, mutable.
-    pub fn proxier_mut(&mut self, family: Family) -> Option<&mut Proxier<W>> {
+    pub fn proxier_mut(&mut self, family: Family) -> Option<&mut P> {
         self.proxiers.iter_mut().find(|p| p.family() == family)
     }
 
@@ -137,12 +139,13 @@ impl<W: RuleWriter> Engine<W> {
         Report { build, families }
     }
 
-    /// The (family, table) pairs whose canary chain is gone.
+    /// The (family, canary) pairs that are gone (for iptables mode: the table whose canary
+    /// chain is gone).
     pub fn missing_canaries(&mut self) -> Result<Vec<(Family, &'static str)>, ApplyError> {
         let mut out = Vec::new();
         for p in &mut self.proxiers {
             let family = p.family();
-            for t in apply::missing_canaries(p.writer_mut())? {
+            for t in p.missing_canaries()? {
                 out.push((family, t));
             }
         }

@@ -14,8 +14,11 @@
 //! restore and the per-service chains it left. Anything else (start, a failure, a canary
 //! gone, a node change) makes the sync full.
 
+use std::net::IpAddr;
+
 use dataplane::Family;
 
+use super::mode::ModeProxier;
 use crate::apply::{self, ApplyError, RuleWriter};
 use crate::model::{ChangeSet, ProxyState};
 use crate::render::iptables::{
@@ -23,7 +26,8 @@ use crate::render::iptables::{
     render_iptables_reusing,
 };
 
-/// What one successful sync did.
+/// What one successful sync did (any mode: modes without iptables' two tables count their
+/// rules and chains as `nat`, their rules written as `nat_rules_written`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// It was a full sync.
@@ -65,6 +69,34 @@ pub enum SyncError {
         /// The writer's error.
         source: ApplyError,
     },
+    /// A mode whose kernel interface is not iptables (nftables, IPVS) failed to apply.
+    #[error("{family} {kind} {mode} sync: {source}")]
+    Mode {
+        /// `IPv4` / `IPv6`.
+        family: &'static str,
+        /// The mode (`nftables`, `ipvs`).
+        mode: &'static str,
+        /// `full` / `partial`.
+        kind: &'static str,
+        /// The mode's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl SyncError {
+    /// Whether a partial sync failed (upstream counts these apart).
+    pub fn is_partial(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Restore {
+                kind: "partial",
+                ..
+            } | SyncError::Mode {
+                kind: "partial",
+                ..
+            }
+        )
+    }
 }
 
 /// The family's name for logs (`IPv4`, `IPv6`).
@@ -269,5 +301,33 @@ fn everything(state: &ProxyState, old: Option<&ProxyState>) -> ChangeSet {
             node_changed: true,
             ..ChangeSet::default()
         },
+    }
+}
+
+impl<W: RuleWriter + Send> ModeProxier for Proxier<W> {
+    fn mode(&self) -> &'static str {
+        "iptables"
+    }
+    fn family(&self) -> Family {
+        Proxier::family(self)
+    }
+    fn sync(
+        &mut self,
+        state: &ProxyState,
+        full: bool,
+    ) -> Result<(Applied, Option<ProxyState>), SyncError> {
+        Proxier::sync(self, state, full)
+    }
+    fn applied(&self) -> Option<&ProxyState> {
+        Proxier::applied(self)
+    }
+    fn invalidate(&mut self) {
+        Proxier::invalidate(self)
+    }
+    fn set_local_addresses(&mut self, addrs: Vec<IpAddr>) {
+        self.opts.local_addresses = addrs;
+    }
+    fn missing_canaries(&mut self) -> Result<Vec<&'static str>, ApplyError> {
+        apply::missing_canaries(&mut self.writer)
     }
 }

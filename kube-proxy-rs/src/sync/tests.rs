@@ -54,7 +54,7 @@ fn model() -> ModelOptions {
     }
 }
 
-fn engine() -> Engine<FakeWriter> {
+fn engine() -> Engine<Proxier<FakeWriter>> {
     Engine::new(
         vec![
             Proxier::new(FakeWriter::new(Family::V4), RenderOptions::default()),
@@ -64,7 +64,7 @@ fn engine() -> Engine<FakeWriter> {
     )
 }
 
-fn v4(e: &Engine<FakeWriter>) -> &FakeWriter {
+fn v4(e: &Engine<Proxier<FakeWriter>>) -> &FakeWriter {
     e.proxier(Family::V4).unwrap().writer()
 }
 
