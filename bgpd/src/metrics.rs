@@ -90,6 +90,8 @@ pub struct Metrics {
     prefixes_received: Family<PeerLabel, Gauge>,
     prefixes_accepted: Family<PeerLabel, Gauge>,
     prefixes_advertised: Family<PeerLabel, Gauge>,
+    prefixes_stale: Family<PeerLabel, Gauge>,
+    kernel_routes_stale: Gauge,
     updates_received: Family<PeerLabel, Counter>,
     updates_sent: Family<PeerLabel, Counter>,
     rejected: Family<RejectLabels, Counter>,
@@ -135,6 +137,8 @@ impl Metrics {
             prefixes_received: Family::default(),
             prefixes_accepted: Family::default(),
             prefixes_advertised: Family::default(),
+            prefixes_stale: Family::default(),
+            kernel_routes_stale: Gauge::default(),
             updates_received: Family::default(),
             updates_sent: Family::default(),
             rejected: Family::default(),
@@ -173,6 +177,16 @@ impl Metrics {
             "prefixes_advertised",
             "Prefixes advertised to the peer (Adj-RIB-Out)",
             m.prefixes_advertised.clone(),
+        );
+        r.register(
+            "prefixes_stale",
+            "Routes of the peer kept as stale while it restarts (RFC 4724 §4.2 helper)",
+            m.prefixes_stale.clone(),
+        );
+        r.register(
+            "kernel_routes_stale",
+            "Kernel routes kept from before our restart, neither re-learned nor swept yet (RFC 4724 §4.1)",
+            m.kernel_routes_stale.clone(),
         );
         r.register(
             "updates_received",
@@ -254,6 +268,18 @@ impl Metrics {
             .set(advertised as i64);
     }
 
+    /// Routes of a peer held as stale (graceful restart helper).
+    pub fn prefixes_stale(&self, p: IpAddr, stale: u64) {
+        self.prefixes_stale
+            .get_or_create(&peer(p))
+            .set(stale as i64);
+    }
+
+    /// Our kernel routes still stale after our own restart.
+    pub fn kernel_routes_stale(&self, n: usize) {
+        self.kernel_routes_stale.set(n as i64);
+    }
+
     /// UPDATEs received from a peer.
     pub fn update_received(&self, p: IpAddr) {
         self.updates_received.get_or_create(&peer(p)).inc();
@@ -322,6 +348,7 @@ impl Metrics {
             &self.prefixes_received,
             &self.prefixes_accepted,
             &self.prefixes_advertised,
+            &self.prefixes_stale,
         ] {
             f.remove(&l);
         }
@@ -365,6 +392,8 @@ mod tests {
         m.session_state(p, State::Established);
         m.transition(p, State::OpenConfirm, State::Established);
         m.prefixes(p, 3, 2, 1);
+        m.prefixes_stale(p, 2);
+        m.kernel_routes_stale(5);
         m.update_received(p);
         m.updates_sent(p, 2);
         m.rejected(p, "not_in_import_ranges");
@@ -380,6 +409,8 @@ mod tests {
             "bgpd_prefixes_received{peer=\"198.18.0.1\"} 3",
             "bgpd_prefixes_accepted{peer=\"198.18.0.1\"} 2",
             "bgpd_prefixes_advertised{peer=\"198.18.0.1\"} 1",
+            "bgpd_prefixes_stale{peer=\"198.18.0.1\"} 2",
+            "bgpd_kernel_routes_stale 5",
             "bgpd_updates_received_total{peer=\"198.18.0.1\"} 1",
             "bgpd_updates_sent_total{peer=\"198.18.0.1\"} 2",
             "bgpd_prefixes_rejected_total{peer=\"198.18.0.1\",reason=\"not_in_import_ranges\"} 1",

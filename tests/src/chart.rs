@@ -109,7 +109,8 @@ pub fn plain_objects() -> Result<Vec<Object>, ManifestError> {
     let deploy = repo().join("deploy");
     let mut out = Vec::new();
     for path in files_under(&deploy, "yaml") {
-        if path.starts_with(deploy.join("helm")) {
+        // the chart's templates, and Prometheus rules (not Kubernetes objects)
+        if path.starts_with(deploy.join("helm")) || path.starts_with(deploy.join("monitoring")) {
             continue;
         }
         let rel = path.strip_prefix(repo()).unwrap().to_path_buf();

@@ -216,6 +216,7 @@ impl Speaker {
             let graceful = cfg.graceful_restart.enabled;
             let (sync, ops) = FibSync::start(fcfg, &dump, graceful);
             restarting = graceful && sync.stale_count() > 0;
+            metrics.kernel_routes_stale(sync.stale_count());
             if restarting {
                 tracing::info!(
                     stale = sync.stale_count(),
@@ -437,6 +438,7 @@ impl Speaker {
         if let (Some(sync), Some(tx)) = (&mut self.fib, &self.fib_tx) {
             let resolver = connected(&self.addrs.borrow());
             let ops = sync.apply(&self.rib, changes, &resolver);
+            self.metrics.kernel_routes_stale(sync.stale_count());
             if !ops.is_empty() {
                 let _ = tx.send(FibCmd::Apply(ops));
             }
@@ -447,6 +449,7 @@ impl Speaker {
         for r in ready {
             let Some(sync) = &mut self.fib else { continue };
             let ops: Vec<FibOp> = sync.sweep(Some(r.family));
+            self.metrics.kernel_routes_stale(sync.stale_count());
             tracing::info!(
                 family = %r.family,
                 reason = ?r.reason,

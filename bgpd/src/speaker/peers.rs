@@ -454,6 +454,9 @@ impl Speaker {
                 accepted,
                 advertised,
             );
+            let stale = self.rib.peer_stale(ps.id, AfiSafi::Ipv4Unicast)
+                + self.rib.peer_stale(ps.id, AfiSafi::Ipv6Unicast);
+            self.metrics.prefixes_stale(addr, stale);
         }
     }
 
