@@ -1,0 +1,675 @@
+//! Install bench (by hand, root, not in CI): one feed of N IPv4 prefixes, sent by our own
+//! injector over a real BGP session, received and installed in the kernel by bgpd, BIRD 2 and
+//! FRR (bgpd + zebra), and received by GoBGP (RIB only: it has no kernel FIB of its own), one
+//! receiver after the other in the same run; `ip -batch` inserting the same routes is the
+//! ceiling. For each: time from the first UPDATE until all N routes are in the kernel (the
+//! RIB for GoBGP), peak memory (VmHWM) and VmRSS when loaded and after the feed is withdrawn.
+//!
+//! ```text
+//!   feed (injector, AS 65100, 198.18.0.1) ──segment── rx-bgpd .2 │ rx-bird .3 │ rx-frr .4 │ rx-gobgp .5
+//!     OPEN, then N prefixes in UPDATEs of ≤ 4096 octets, End-of-RIB; later withdraws them all
+//!   rx-ipbatch .6: `ip -batch` with `route add PREFIX via 198.18.0.1` x N
+//! ```
+//!
+//!     cargo run --release -p bgpd --example install_bench -- [N] [--v6] [--only bgpd,bird,frr,gobgp,ipbatch]
+//!
+//! N defaults to 100000. IPv4: at most 114688, the prefixes are /32s from the lab's address
+//! plan outside its links (198.18.64.0/18, 198.18.128.0/17, 198.19.0.0/16), so 1M IPv4
+//! prefixes do not fit (a /15 holds 2^17 addresses). `--v6`: /64s from 2001:db8:1000::/36 in
+//! MP_REACH_NLRI (up to 4M), next hop the feed's 2001:db8::1. The feed is pre-encoded with
+//! bgpd::wire.
+//!
+//! Measured 2026-11-22 on the 2-vCPU dev machine (shared with other builds; install time is
+//! polled every 100 ms with `ip route show proto P | wc -l`, so ±0.2 s):
+//!
+//! | feed | receiver | install s | routes/s | VmRSS loaded | VmHWM | withdraw s | VmRSS after |
+//! |---|---|---|---|---|---|---|---|
+//! | 100k v4 | ip -batch | 1.39 | 71.7k | | | 1.28 | |
+//! | 100k v4 | bgpd | 2.13 | 46.9k | 24.6 MiB | 30.1 MiB | 1.97 | 24.6 MiB |
+//! | 100k v4 | BIRD 2.0.12 | 1.79 | 55.9k | 13.9 MiB | 13.7 MiB | 1.00 | 9.2 MiB |
+//! | 100k v4 | FRR 8.4 bgpd+zebra | 4.26 | 23.5k | 171 MiB | 174 MiB | 3.10 | 148 MiB |
+//! | 100k v4 | GoBGP 3.10 (RIB) | 2.42 | 41.4k | 143 MiB | 188 MiB | 1.92 | 72 MiB |
+//! | 1M v6 | ip -batch | 19.2 | 52.0k | | | 13.0 | |
+//! | 1M v6 | bgpd | 71.2 | 14.0k | 178 MiB | 178 MiB | 21.5 | 178 MiB |
+//! | 1M v6 | BIRD 2.0.12 | 21.1 | 47.3k | 110 MiB | 110 MiB | 8.4 | 21 MiB |
+//! | 1M v6 | FRR 8.4 bgpd+zebra | 80.2 | 12.5k | 1330 MiB | 1338 MiB | 31.3 | 1172 MiB |
+//! | 1M v6 | GoBGP 3.10 (RIB) | 71.2 | 14.1k | 1228 MiB | 1683 MiB | 36.7 | 1021 MiB |
+//!
+//! bgpd's RSS does not go down after the withdraw (glibc keeps the freed heap; BIRD's own
+//! allocator gives it back); at 1M its install rate is a quarter of the kernel's, as its FIB
+//! task waits for each route's ACK before sending the next.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::time::{Duration, Instant};
+
+use std::net::Ipv6Addr;
+
+use bgpd::wire::{
+    AfiSafi, AsPath, Attr, Capability, DecodeCx, EncodeCx, Ipv6NextHop, Message, MpReach,
+    MpUnreach, Nlri, Open, Origin, PathAttr, Update,
+};
+use ipnet::{Ipv4Net, Ipv6Net};
+use lab::{Host, Lab, Process, SpawnOpts};
+
+const FEED_AS: u32 = 65100;
+const FEED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const MAX_N: u32 = 16384 + 32768 + 65536;
+const MAX_N6: u32 = 1 << 22;
+const FEED6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+/// The k-th prefix of the IPv6 feed: a /64 in 2001:db8:1000::/36.
+fn prefix6(k: u32) -> Ipv6Net {
+    let a = Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0x1000 + (k >> 16) as u16,
+        (k & 0xffff) as u16,
+        0,
+        0,
+        0,
+        0,
+    );
+    Ipv6Net::new(a, 64).unwrap()
+}
+
+/// The IPv6 feed: MP_REACH_NLRI / MP_UNREACH_NLRI.
+fn feed6(n: u32, withdraw: bool, cx: &EncodeCx) -> Vec<u8> {
+    let per_msg = 400; // 9 octets per /64
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let end = (i + per_msg).min(n);
+        let nlri: Vec<Nlri<Ipv6Net>> = (i..end).map(|k| Nlri::new(prefix6(k))).collect();
+        let attrs = if withdraw {
+            vec![PathAttr::new(Attr::MpUnreach(MpUnreach::Ipv6Unicast(nlri)))]
+        } else {
+            vec![
+                PathAttr::new(Attr::Origin(Origin::Igp)),
+                PathAttr::new(Attr::AsPath(AsPath::sequence([FEED_AS]))),
+                PathAttr::new(Attr::MpReach(MpReach::Ipv6Unicast {
+                    next_hop: Ipv6NextHop {
+                        global: FEED6,
+                        link_local: None,
+                    },
+                    nlri,
+                })),
+            ]
+        };
+        let u = Update {
+            attrs,
+            ..Update::default()
+        };
+        let mut b = bytes::BytesMut::new();
+        Message::Update(u)
+            .encode_checked(cx, &mut b)
+            .expect("UPDATE within 4096 octets");
+        out.extend_from_slice(&b);
+        i = end;
+    }
+    if !withdraw {
+        out.extend(Message::Update(Update::end_of_rib(AfiSafi::Ipv6Unicast)).to_bytes(cx));
+    }
+    out
+}
+
+/// The k-th prefix of the feed.
+fn prefix(k: u32) -> Ipv4Net {
+    let base = if k < 16384 {
+        u32::from(Ipv4Addr::new(198, 18, 64, 0)) + k
+    } else if k < 16384 + 32768 {
+        u32::from(Ipv4Addr::new(198, 18, 128, 0)) + (k - 16384)
+    } else {
+        u32::from(Ipv4Addr::new(198, 19, 0, 0)) + (k - 16384 - 32768)
+    };
+    Ipv4Net::new(Ipv4Addr::from(base), 32).unwrap()
+}
+
+/// UPDATEs announcing (or withdrawing) all N prefixes, as bytes.
+fn feed(n: u32, withdraw: bool, cx: &EncodeCx) -> Vec<u8> {
+    let per_msg = 800; // 5 octets per /32
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let end = (i + per_msg).min(n);
+        let nlri: Vec<Nlri<Ipv4Net>> = (i..end).map(|k| Nlri::new(prefix(k))).collect();
+        let u = if withdraw {
+            Update {
+                withdrawn: nlri,
+                ..Update::default()
+            }
+        } else {
+            Update {
+                attrs: vec![
+                    PathAttr::new(Attr::Origin(Origin::Igp)),
+                    PathAttr::new(Attr::AsPath(AsPath::sequence([FEED_AS]))),
+                    PathAttr::new(Attr::NextHop(FEED)),
+                ],
+                nlri,
+                ..Update::default()
+            }
+        };
+        let mut b = bytes::BytesMut::new();
+        Message::Update(u)
+            .encode_checked(cx, &mut b)
+            .expect("UPDATE within 4096 octets");
+        out.extend_from_slice(&b);
+        i = end;
+    }
+    if !withdraw {
+        out.extend(Message::Update(Update::end_of_rib(AfiSafi::Ipv4Unicast)).to_bytes(cx));
+    }
+    out
+}
+
+/// A BGP session from the feed host: OPEN exchange done, a thread draining what the
+/// receiver sends and one sending KEEPALIVEs.
+struct Session {
+    stream: TcpStream,
+}
+
+fn read_msg(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut h = [0u8; 19];
+    s.read_exact(&mut h)?;
+    let len = u16::from_be_bytes([h[16], h[17]]) as usize;
+    let mut body = vec![0u8; len.saturating_sub(19)];
+    s.read_exact(&mut body)?;
+    let mut m = h.to_vec();
+    m.extend(body);
+    Ok(m)
+}
+
+impl Session {
+    fn open(feed: &Host, to: Ipv4Addr) -> Session {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut s = loop {
+            let r = feed
+                .run(move || TcpStream::connect_timeout(&(to, 179).into(), Duration::from_secs(2)));
+            match r {
+                Ok(Ok(s)) => break s,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                e => panic!("connect to {to}: {e:?}"),
+            }
+        };
+        s.set_nodelay(true).ok();
+        let cx = EncodeCx::default();
+        let open = Open::new(
+            FEED_AS,
+            240,
+            FEED,
+            vec![
+                Capability::Multiprotocol(AfiSafi::Ipv4Unicast),
+                Capability::Multiprotocol(AfiSafi::Ipv6Unicast),
+                Capability::FourOctetAs(FEED_AS),
+                Capability::RouteRefresh,
+            ],
+        );
+        s.write_all(&Message::Open(open).to_bytes(&cx)).unwrap();
+        let dcx = DecodeCx::default();
+        // their OPEN, then KEEPALIVE both ways
+        loop {
+            let m = read_msg(&mut s).expect("session with the receiver");
+            match Message::decode(&m, &dcx) {
+                Ok(Message::Open(_)) => {
+                    s.write_all(&Message::Keepalive.to_bytes(&cx)).unwrap();
+                }
+                Ok(Message::Keepalive) => break,
+                Ok(Message::Notification(n)) => panic!("{to} sent NOTIFICATION {n}"),
+                _ => {}
+            }
+        }
+        let mut r = s.try_clone().unwrap();
+        std::thread::spawn(move || while read_msg(&mut r).is_ok() {});
+        let mut k = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let ka = Message::Keepalive.to_bytes(&EncodeCx::default());
+            loop {
+                std::thread::sleep(Duration::from_secs(20));
+                if k.write_all(&ka).is_err() {
+                    break;
+                }
+            }
+        });
+        Session { stream: s }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send feed");
+    }
+}
+
+fn status(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// (VmRSS, VmHWM) in MiB summed over `pids`.
+fn mem(pids: &[i32]) -> (f64, f64) {
+    let sum = |f| pids.iter().map(|p| status(*p, f)).sum::<u64>() as f64 / 1024.0;
+    (sum("VmRSS:"), sum("VmHWM:"))
+}
+
+fn count_kernel(host: &Host, proto: &str, v6: bool) -> u64 {
+    let f = if v6 { "-6" } else { "-4" };
+    host.sh(&format!("ip {f} route show proto {proto} | wc -l"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn count_gobgp(host: &Host, v6: bool) -> u64 {
+    let f = if v6 { "ipv6" } else { "ipv4" };
+    let s = host
+        .sh(&format!("gobgp -p 50051 global rib summary -a {f}"))
+        .unwrap_or_default();
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix("Destination: ")
+                .and_then(|r| r.split(',').next()?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn spawn(host: &Host, name: &str, argv: &[&str]) -> Process {
+    host.spawn_with(
+        argv,
+        &SpawnOpts {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+struct Row {
+    who: String,
+    install: f64,
+    rss: f64,
+    hwm: f64,
+    withdraw: f64,
+    rss_after: f64,
+    note: String,
+}
+
+fn wait_count(f: impl Fn() -> u64, want: u64, limit: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    let mut last = 0;
+    while t.elapsed() < limit {
+        last = f();
+        if last == want {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("  gave up after {limit:?}: {last} of {want}");
+    None
+}
+
+/// The feed: the injector's host and the pre-encoded UPDATEs.
+struct Feed<'a> {
+    host: &'a Host,
+    announce: &'a [u8],
+    withdraw: &'a [u8],
+    n: u64,
+}
+
+/// Feed a receiver, wait for `count` to reach n, withdraw, wait for 0.
+fn run_feed(
+    who: &str,
+    feed: &Feed,
+    addr: Ipv4Addr,
+    pids: &[i32],
+    count: &dyn Fn() -> u64,
+    note: &str,
+) -> Row {
+    let (feed_host, announce, withdraw, n) = (feed.host, feed.announce, feed.withdraw, feed.n);
+    let mut s = Session::open(feed_host, addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    s.send(announce);
+    let sent = t.elapsed();
+    let limit = Duration::from_secs((n / 1000).max(60));
+    let install = wait_count(count, n, limit).map_or(f64::NAN, |d| (d + sent).as_secs_f64());
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss, _) = mem(pids);
+    let t = Instant::now();
+    s.send(withdraw);
+    let gone = wait_count(count, 0, limit);
+    let withdraw_s = gone.map_or(f64::NAN, |_| t.elapsed().as_secs_f64());
+    std::thread::sleep(Duration::from_secs(2));
+    // VmHWM is the peak over the whole run (load and withdraw)
+    let (rss_after, hwm) = mem(pids);
+    eprintln!(
+        "{who}: installed in {install:.2} s (sent in {:.2} s), withdrawn in {withdraw_s:.2} s",
+        sent.as_secs_f64()
+    );
+    Row {
+        who: who.into(),
+        install,
+        rss,
+        hwm,
+        withdraw: withdraw_s,
+        rss_after,
+        note: note.into(),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: u32 = args
+        .iter()
+        .find(|a| !a.starts_with("--") && a.parse::<u32>().is_ok())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let v6 = args.iter().any(|a| a == "--v6");
+    if !v6 && n > MAX_N {
+        eprintln!(
+            "N = {n}: at most {MAX_N} IPv4 /32s fit in the lab's address plan (use --v6 for more)"
+        );
+        std::process::exit(2);
+    }
+    if n > MAX_N6 {
+        eprintln!("N = {n}: at most {MAX_N6}");
+        std::process::exit(2);
+    }
+    let only: Vec<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|| {
+            ["ipbatch", "bgpd", "bird", "frr", "gobgp"]
+                .map(str::to_string)
+                .to_vec()
+        });
+    lab::require_root().expect("root needed (network namespaces)");
+    let lab = Lab::new("bgpd-bench").expect("lab");
+    let feed_host = lab.router("feed").unwrap();
+    let names = ["bgpd", "bird", "frr", "gobgp", "ipbatch"];
+    let rx: Vec<Host> = names
+        .iter()
+        .map(|n| lab.router(&format!("rx-{n}")).unwrap())
+        .collect();
+    let mut members = vec![&feed_host];
+    members.extend(rx.iter());
+    lab.segment("net", &members).unwrap();
+    let addr = |i: usize| rx[i].ipv4().unwrap();
+    assert_eq!(feed_host.ipv4().unwrap(), FEED);
+    assert_eq!(feed_host.ipv6().unwrap(), FEED6);
+
+    // both sides advertise 4-octet AS (RFC 6793): AS_PATH with 4-octet numbers
+    let cx = EncodeCx {
+        four_octet_as: true,
+        ..EncodeCx::default()
+    };
+    let t = Instant::now();
+    let (announce, withdraw) = if v6 {
+        (feed6(n, false, &cx), feed6(n, true, &cx))
+    } else {
+        (feed(n, false, &cx), feed(n, true, &cx))
+    };
+    eprintln!(
+        "feed: {n} prefixes, {:.1} MiB of UPDATEs, encoded in {:.2} s",
+        announce.len() as f64 / 1048576.0,
+        t.elapsed().as_secs_f64()
+    );
+    let feed = Feed {
+        host: &feed_host,
+        announce: &announce,
+        withdraw: &withdraw,
+        n: n as u64,
+    };
+    let dir = lab.dir().to_path_buf();
+    let import = "[198.18.64.0/18 le 32, 198.18.128.0/17 le 32, 198.19.0.0/16 le 32, \"2001:db8:1000::/36 le 64\"]";
+    let mut rows = Vec::new();
+    let want = |w: &str| only.iter().any(|o| o == w);
+
+    if want("ipbatch") {
+        let h = &rx[4];
+        let mut add = String::new();
+        let mut del = String::new();
+        for k in 0..n {
+            let (p, via) = if v6 {
+                (prefix6(k).to_string(), FEED6.to_string())
+            } else {
+                (prefix(k).to_string(), FEED.to_string())
+            };
+            add += &format!("route add {p} via {via} proto static\n");
+            del += &format!("route del {p} via {via} proto static\n");
+        }
+        std::fs::write(dir.join("add.batch"), add).unwrap();
+        std::fs::write(dir.join("del.batch"), del).unwrap();
+        let t = Instant::now();
+        h.exec(&["ip", "-batch", dir.join("add.batch").to_str().unwrap()])
+            .expect("ip -batch add");
+        let install = t.elapsed().as_secs_f64();
+        assert_eq!(count_kernel(h, "static", v6), n as u64);
+        let t = Instant::now();
+        h.exec(&["ip", "-batch", dir.join("del.batch").to_str().unwrap()])
+            .expect("ip -batch del");
+        rows.push(Row {
+            who: "ip -batch".into(),
+            install,
+            rss: f64::NAN,
+            hwm: f64::NAN,
+            withdraw: t.elapsed().as_secs_f64(),
+            rss_after: f64::NAN,
+            note: "one RTM_NEWROUTE + ACK per route".into(),
+        });
+    }
+
+    if want("bgpd") {
+        let h = &rx[0];
+        let conf = dir.join("bgpd.yaml");
+        std::fs::write(
+            &conf,
+            format!(
+                "asn: 65011\nrouter_id: {a}\nlisten: [{a}]\ncontrol_socket: {d}/bgpd.sock\nimport: {import}\npeers:\n  - {{ address: {FEED}, asn: {FEED_AS}, passive: true, hold_time: 240 }}\n",
+                a = addr(0),
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let bin = std::env::var("BGPD_BIN").unwrap_or_else(|_| {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent()
+                .and_then(|p| p.parent())
+                .unwrap()
+                .join("bgpd")
+                .to_string_lossy()
+                .into_owned()
+        });
+        let p = h
+            .spawn_with(
+                &[&bin, "--config", conf.to_str().unwrap()],
+                &SpawnOpts {
+                    name: Some("bgpd".into()),
+                    env: vec![("BGPD_LOG".into(), "warn".into())],
+                    ..Default::default()
+                },
+            )
+            .expect("bgpd (build it: cargo build --release -p bgpd)");
+        std::thread::sleep(Duration::from_secs(1));
+        rows.push(run_feed(
+            "bgpd",
+            &feed,
+            addr(0),
+            &[p.pid()],
+            &|| count_kernel(h, "bgp", v6),
+            "kernel (proto bgp)",
+        ));
+        drop(p);
+    }
+
+    if want("bird") {
+        let h = &rx[1];
+        let conf = dir.join("bird.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "router id {a};\nprotocol device {{}}\nprotocol kernel {{ ipv4 {{ export all; }}; }}\nprotocol kernel {{ ipv6 {{ export all; }}; }}\nprotocol bgp feed {{ local {a} as 65012; neighbor {FEED} as {FEED_AS}; passive on; hold time 240; ipv4 {{ import all; export none; }}; ipv6 {{ import all; export none; }}; }}\n",
+                a = addr(1)
+            ),
+        )
+        .unwrap();
+        let ctl = dir.join("bird.ctl");
+        let p = spawn(
+            h,
+            "bird",
+            &[
+                "bird",
+                "-f",
+                "-c",
+                conf.to_str().unwrap(),
+                "-s",
+                ctl.to_str().unwrap(),
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        rows.push(run_feed(
+            "BIRD 2",
+            &feed,
+            addr(1),
+            &[p.pid()],
+            &|| count_kernel(h, "bird", v6),
+            "kernel (proto bird)",
+        ));
+        drop(p);
+    }
+
+    if want("frr") {
+        let h = &rx[2];
+        let run = dir.join("frr");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("zebra.conf"), "hostname zebra\n").unwrap();
+        std::fs::write(
+            run.join("bgpd.conf"),
+            format!(
+                "frr defaults datacenter\nrouter bgp 65013\n bgp router-id {a}\n no bgp ebgp-requires-policy\n neighbor {FEED} remote-as {FEED_AS}\n neighbor {FEED} passive\n neighbor {FEED} timers 80 240\n address-family ipv6 unicast\n  neighbor {FEED} activate\n exit-address-family\n",
+                a = addr(2)
+            ),
+        )
+        .unwrap();
+        let r = run.to_str().unwrap().to_string();
+        std::process::Command::new("chown")
+            .args(["-R", "frr:frr", &r])
+            .status()
+            .unwrap();
+        let z = spawn(
+            h,
+            "zebra",
+            &[
+                "/usr/lib/frr/zebra",
+                "-u",
+                "frr",
+                "-g",
+                "frr",
+                "-f",
+                &format!("{r}/zebra.conf"),
+                "-i",
+                &format!("{r}/zebra.pid"),
+                "-z",
+                &format!("{r}/zserv.api"),
+                "--vty_socket",
+                &r,
+                "-P",
+                "0",
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        let b = spawn(
+            h,
+            "frr-bgpd",
+            &[
+                "/usr/lib/frr/bgpd",
+                "-u",
+                "frr",
+                "-g",
+                "frr",
+                "-f",
+                &format!("{r}/bgpd.conf"),
+                "-i",
+                &format!("{r}/bgpd.pid"),
+                "-z",
+                &format!("{r}/zserv.api"),
+                "--vty_socket",
+                &r,
+                "-P",
+                "0",
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        rows.push(run_feed(
+            "FRR (bgpd+zebra)",
+            &feed,
+            addr(2),
+            &[b.pid(), z.pid()],
+            &|| count_kernel(h, "bgp", v6),
+            "kernel via zebra; memory is bgpd + zebra",
+        ));
+        drop(b);
+        drop(z);
+    }
+
+    if want("gobgp") {
+        let h = &rx[3];
+        let conf = dir.join("gobgp.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "[global.config]\n  as = 65014\n  router-id = \"{a}\"\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{FEED}\"\n    peer-as = {FEED_AS}\n  [neighbors.transport.config]\n    passive-mode = true\n  [neighbors.timers.config]\n    hold-time = 240\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv6-unicast\"\n",
+                a = addr(3)
+            ),
+        )
+        .unwrap();
+        let p = spawn(
+            h,
+            "gobgpd",
+            &[
+                "gobgpd",
+                "-f",
+                conf.to_str().unwrap(),
+                "-p",
+                "--api-hosts",
+                "127.0.0.1:50051",
+                "--pprof-disable",
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        rows.push(run_feed(
+            "GoBGP",
+            &feed,
+            addr(3),
+            &[p.pid()],
+            &|| count_gobgp(h, v6),
+            "RIB only (no kernel FIB)",
+        ));
+        drop(p);
+    }
+
+    let fam = if v6 { "IPv6 /64" } else { "IPv4 /32" };
+    println!("\n{n} {fam} prefixes from one peer (one receiver at a time, 2 vCPU)\n");
+    println!(
+        "| receiver | install s | routes/s | VmRSS loaded MiB | VmHWM MiB | withdraw s | VmRSS after withdraw MiB | note |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} | {:.1} | {} |",
+            r.who,
+            r.install,
+            n as f64 / r.install,
+            r.rss,
+            r.hwm,
+            r.withdraw,
+            r.rss_after,
+            r.note
+        );
+    }
+}
