@@ -35,9 +35,16 @@
 //! | 1M v6 | FRR 8.4 bgpd+zebra | 80.2 | 12.5k | 1330 MiB | 1338 MiB | 31.3 | 1172 MiB |
 //! | 1M v6 | GoBGP 3.10 (RIB) | 71.2 | 14.1k | 1228 MiB | 1683 MiB | 36.7 | 1021 MiB |
 //!
-//! bgpd's RSS does not go down after the withdraw (glibc keeps the freed heap; BIRD's own
-//! allocator gives it back); at 1M its install rate is a quarter of the kernel's, as its FIB
-//! task waits for each route's ACK before sending the next.
+//!
+//! The bgpd rows above waited for each route's ACK before sending the next. With up to 64
+//! requests in flight (`speaker::fib_task`), a later run (`--only ipbatch,bgpd`) gave:
+//! 100k v4 bgpd 1.44 s (69.6k/s; ip -batch 1.34 s), VmRSS 25.3 MiB, withdraw 1.06 s;
+//! 1M v6 bgpd 53.3 s (18.8k/s; ip -batch 14.3 s), VmRSS 179 MiB, VmHWM 223 MiB, withdraw
+//! 16.5 s, VmRSS after withdraw 219 MiB. At 1M the speaker, not the kernel, is the limit.
+//!
+//! bgpd's RSS does not go down after the withdraw: glibc keeps the freed heap for reuse
+//! (BIRD's own allocator gives it back). Not worth `malloc_trim` or another allocator for
+//! pod-CIDR tables (hundreds of routes); worth a look only if bgpd is fed full tables.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};

@@ -2,7 +2,9 @@
 //! rtnetlink and owns nothing of the speaker's state (the speaker computes the ops).
 //!
 //! ```text
-//!   speaker ──FibCmd::Apply(ops)──────────────> netlink, one op at a time, in order
+//!   speaker ──FibCmd::Apply(ops)──────────────> netlink, in order; up to IN_FLIGHT requests
+//!                                                wait for their ACKs at once, never two for
+//!                                                the same prefix
 //!           ──FibCmd::Resync{desired, mode}───> dump, fib::diff, apply     (after an error)
 //!           <──FibEvent::Failed──────────────── (the speaker schedules a resync)
 //! ```
@@ -130,20 +132,42 @@ pub fn spawn(
     tx
 }
 
+/// Requests sent before the first ACK is awaited (like `ip -batch` without the round trip per
+/// route: the kernel handles one socket's requests in order).
+const IN_FLIGHT: usize = 64;
+
 async fn apply(nl: &Netlink, ops: &[FibOp], metrics: &Metrics, count: &mut Count) -> bool {
+    use futures::StreamExt;
     let mut failed = false;
-    for op in ops {
-        let r = nl.apply(op).await;
-        metrics.fib_op(op_name(op), r.is_ok());
-        match (&r, op) {
-            (Ok(()), FibOp::Add(route)) => count.add(route, 1),
-            (Ok(()), FibOp::Delete(route)) => count.add(route, -1),
-            (Ok(()), FibOp::Replace(_)) => {}
-            (Err(e), _) => {
-                failed = true;
-                tracing::warn!(error = %e, "kernel route operation failed");
+    let mut start = 0;
+    while start < ops.len() {
+        // a run of ops on distinct prefixes: no op waits for another one on its prefix
+        let mut seen = std::collections::HashSet::new();
+        let mut end = start;
+        while end < ops.len() && seen.insert(ops[end].route().prefix) {
+            end += 1;
+        }
+        let results: Vec<_> = futures::stream::iter(ops[start..end].to_vec())
+            .map(|op| {
+                let nl = nl.clone();
+                async move { nl.apply(&op).await }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (op, r) in ops[start..end].iter().zip(results) {
+            metrics.fib_op(op_name(op), r.is_ok());
+            match (&r, op) {
+                (Ok(()), FibOp::Add(route)) => count.add(route, 1),
+                (Ok(()), FibOp::Delete(route)) => count.add(route, -1),
+                (Ok(()), FibOp::Replace(_)) => {}
+                (Err(e), _) => {
+                    failed = true;
+                    tracing::warn!(error = %e, "kernel route operation failed");
+                }
             }
         }
+        start = end;
     }
     failed
 }
