@@ -326,6 +326,57 @@ fn a_new_connection_while_established_means_the_peer_restarted() {
 }
 
 #[test]
+fn a_connection_that_collided_with_the_session_is_not_a_restart() {
+    // Both sides connect at once after the router restarted: its connection reaches
+    // Established while ours is still in OpenSent. Ours is closed (RFC 4271 §6.8, Cease 6/7);
+    // its OPEN must never be taken for another restart (RFC 4724 §4.2), which would end the
+    // session and sweep the routes still stale from the restart.
+    let now = t0();
+    let mut p = peer(config());
+    let ours = new_conn(&p.handle(now, PeerEvent::ManualStart));
+    let theirs = new_conn(&p.handle(now, PeerEvent::TcpConnectionConfirmed));
+    p.handle(now, conn(theirs, open_event(peer_open())));
+    p.handle(now, conn(ours, Event::TcpCrAcked));
+    let acts = p.handle(now, conn(theirs, Event::KeepAliveMsg));
+    assert_eq!(p.established().map(|s| s.conn), Some(theirs), "{acts:?}");
+    assert!(
+        acts.iter().any(|a| matches!(a,
+            Action::Send { conn, message: Message::Notification(n) }
+                if *conn == ours && n.code == ErrorCode::new(6, 7))),
+        "our colliding connection is closed with Cease/Collision: {acts:?}"
+    );
+    let acts = p.handle(now, conn(ours, open_event(peer_open())));
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::SessionDown { .. } | Action::Rib(_))),
+        "{acts:?}"
+    );
+    assert_eq!(p.established().map(|s| s.conn), Some(theirs));
+    // with collision detection in Established configured, the BGP Identifiers decide
+    // (RFC 4271 §6.8), still no restart
+    let mut cfg = config();
+    cfg.collision_detect_established = true;
+    let mut p = peer(cfg);
+    let ours = new_conn(&p.handle(now, PeerEvent::ManualStart));
+    let theirs = new_conn(&p.handle(now, PeerEvent::TcpConnectionConfirmed));
+    p.handle(now, conn(theirs, open_event(peer_open())));
+    p.handle(now, conn(ours, Event::TcpCrAcked));
+    p.handle(now, conn(theirs, Event::KeepAliveMsg));
+    let acts = p.handle(now, conn(ours, open_event(peer_open())));
+    assert!(
+        !acts.iter().any(|a| matches!(
+            a,
+            Action::SessionDown {
+                reason: DownReason::PeerRestarted,
+                ..
+            }
+        )),
+        "{acts:?}"
+    );
+}
+
+#[test]
 fn our_graceful_stop_keeps_routes_and_our_plain_stop_flushes() {
     let now = t0();
     let mut p = peer(config());

@@ -90,6 +90,10 @@ pub struct Peer {
     /// The last counted failure was such a session failure: only then does the IdleHoldTimer
     /// refuse the peer's own connections.
     refuse_when_damped: bool,
+    /// The other connections that existed when the session became Established: colliding
+    /// with it (RFC 4271 §6.8), never a sign that the peer restarted (RFC 4724 §4.2 is about
+    /// a connection that comes after).
+    partners: Vec<ConnId>,
 }
 
 impl Peer {
@@ -111,6 +115,7 @@ impl Peer {
             eor_sent: false,
             session_failure: false,
             refuse_when_damped: false,
+            partners: Vec::new(),
         })
     }
 
@@ -385,7 +390,7 @@ impl Peer {
         let (other_id, other_state) = (other.conn(), other.state());
         if other_state == State::Established {
             let peer_gr = self.session.as_ref().is_some_and(|s| s.peer_gr.is_some());
-            if self.config.graceful_restart.is_some() && peer_gr {
+            if self.config.graceful_restart.is_some() && peer_gr && !self.partners.contains(&id) {
                 // RFC 4724 §4.2: the new connection tells us the old session is gone.
                 self.abandon_at(now, other_id, DownReason::PeerRestarted, out);
                 return true;
@@ -444,12 +449,21 @@ impl Peer {
                     .map(|g| g.stale_routes_time)
                     .unwrap_or_default();
                 let rib = self.helper.session_up(now, &s, stale_time);
+                self.partners = self
+                    .conns
+                    .iter()
+                    .map(Fsm::conn)
+                    .filter(|c| *c != s.conn)
+                    .collect();
                 self.session = Some(s.clone());
                 out.push(Action::Established(s));
                 out.extend(rib.into_iter().map(Action::Rib));
             }
             Action::SessionDown { conn, reason } => {
                 let ended = self.session.take_if(|s| s.conn == conn);
+                if ended.is_some() {
+                    self.partners.clear();
+                }
                 out.push(Action::SessionDown {
                     conn,
                     reason: reason.clone(),
@@ -484,9 +498,27 @@ impl Peer {
         }
     }
 
-    /// After an event: close outgoing attempts made pointless by an Established session,
+    /// After an event: close outgoing attempts made pointless by an Established session and
+    /// (unless collision detection covers Established) the connections it collided with,
     /// forget connections in Idle, and start the IdleHoldTimer when the last one failed.
     fn settle(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.session.is_some() && !self.config.collision_detect_established {
+            // RFC 4271 §6.8: a collision with an Established connection closes the other one
+            // (Cease, Connection Collision Resolution); waiting for its OPEN would let that
+            // OPEN look like the peer restarting (RFC 4724 §4.2) and end the good session.
+            let colliding: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|c| {
+                    self.partners.contains(&c.conn())
+                        && matches!(c.state(), State::OpenSent | State::OpenConfirm)
+                })
+                .map(Fsm::conn)
+                .collect();
+            for id in colliding {
+                self.feed(now, id, Event::OpenCollisionDump, out);
+            }
+        }
         if let Some(est) = self.session.as_ref().map(|s| s.conn) {
             let pointless: Vec<ConnId> = self
                 .conns
