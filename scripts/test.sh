@@ -10,3 +10,6 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked
+# a short fuzz smoke of bgpd::wire's decoder (FUZZ_SMOKE_SECS=0 skips it)
+secs=${FUZZ_SMOKE_SECS:-30}
+if ((secs > 0)); then scripts/fuzz-smoke.sh "$secs"; fi
