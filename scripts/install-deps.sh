@@ -29,5 +29,3 @@ fi
 command -v kubectl >/dev/null 2>&1 || echo "install-deps: note: kubectl not found; the kubectl interop test will be skipped" >&2
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found (install Rust with rustup)" >&2; exit 1; }
 cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
-# the decoder fuzz smoke (scripts/fuzz-smoke.sh, run by scripts/test.sh)
-command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
