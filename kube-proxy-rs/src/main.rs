@@ -7,7 +7,11 @@
 //!                ──> --once      ──> one full sync, exit 0 (1 if it failed)
 //!                ──> daemon      ──> Feed (API watchers | --manifests) ──> sync driver
 //!                                    + /healthz, /livez (:10256), /metrics (127.0.0.1:10249)
+//!                ──> --proxy-mode ipvs ──> ipvs_main (its own loop until the sync engine is
+//!                                          generic over the mode)
 //! ```
+
+mod ipvs_main;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -76,9 +80,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cfg: Config) -> Result<ExitCode> {
-    if cfg.mode != ProxyMode::Iptables && !cfg.cleanup {
+    if cfg.mode == ProxyMode::Nftables && !cfg.cleanup {
         bail!(
-            "--proxy-mode {} is not implemented yet; only iptables mode is",
+            "--proxy-mode {} is not implemented yet; iptables and ipvs modes are",
             cfg.mode
         );
     }
@@ -93,8 +97,15 @@ fn run(cfg: Config) -> Result<ExitCode> {
 
     if cfg.dry_run {
         let objects = rt.block_on(initial_objects(&cfg, &node_name))?;
-        print!("{}", dry_run(&cfg, &node_name, &objects));
+        if cfg.mode == ProxyMode::Ipvs {
+            print!("{}", ipvs_main::dry_run(&cfg, &node_name, &objects));
+        } else {
+            print!("{}", dry_run(&cfg, &node_name, &objects));
+        }
         return Ok(ExitCode::SUCCESS);
+    }
+    if cfg.mode == ProxyMode::Ipvs {
+        return ipvs_main::run(cfg, node_name, rt);
     }
 
     let choice = apply::detect_backend(cfg.iptables_backend)?;

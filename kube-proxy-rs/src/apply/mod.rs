@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod exec;
 pub mod fake;
+pub mod ipvs;
 pub mod netns;
 
 use std::fmt;

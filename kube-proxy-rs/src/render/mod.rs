@@ -5,6 +5,9 @@
 //! ```text
 //!   ProxyState ──iptables::render_iptables──> Rendered ──to_restore()──> iptables-restore input
 //!                                                      ──partial(..)───> partial-sync input
+//!   ProxyState ──ipvs::render_ipvs──> IpvsPlan { virtual services, kube-ipvs0 VIPs, ipsets,
+//!                                                helper rules }
 //! ```
 
 pub mod iptables;
+pub mod ipvs;
