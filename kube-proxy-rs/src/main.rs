@@ -7,8 +7,8 @@
 //!                ──> --once      ──> one full sync, exit 0 (1 if it failed)
 //!                ──> daemon      ──> Feed (API watchers | --manifests) ──> sync driver
 //!                                    + /healthz, /livez (:10256), /metrics (127.0.0.1:10249)
-//!                ──> --proxy-mode ipvs ──> ipvs_main (its own loop until the sync engine is
-//!                                          generic over the mode)
+//!                ──> --proxy-mode ipvs: the same engine and driver with IPVS proxiers
+//!                                       (ipvs_main: sysctls, proxiers, dry run)
 //! ```
 
 mod ipvs_main;
@@ -104,9 +104,6 @@ fn run(cfg: Config) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if cfg.mode == ProxyMode::Ipvs {
-        return ipvs_main::run(cfg, node_name, rt);
-    }
 
     let choice = apply::detect_backend(cfg.iptables_backend)?;
     tracing::info!(
@@ -115,25 +112,13 @@ fn run(cfg: Config) -> Result<ExitCode> {
         choice.backend,
         choice.reason
     );
-    prepare_sysctls(&cfg);
-    let mut opts = RenderOptions::from_config(&cfg);
-    opts.conntrack_tcp_be_liberal |=
-        read_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").is_some_and(|v| v != "0");
-    let mut proxiers: Vec<DynProxier> = vec![Box::new(Proxier::new(
-        IptablesExec::new(Family::V4, choice.backend),
-        opts.clone(),
-    ))];
-    if ipv6_usable(choice.backend) {
-        proxiers.push(Box::new(Proxier::new(
-            IptablesExec::new(Family::V6, choice.backend),
-            opts,
-        )));
+    let proxiers = if cfg.mode == ProxyMode::Ipvs {
+        ipvs_main::prepare(&cfg)?;
+        ipvs_main::proxiers(&cfg, choice.backend)?
     } else {
-        tracing::warn!(
-            "ip6tables-{}-restore does not work here: IPv6 is not proxied",
-            choice.backend
-        );
-    }
+        prepare_sysctls(&cfg);
+        iptables_proxiers(&cfg, choice.backend)
+    };
     let engine = Engine::new(proxiers, cfg.model_options(&node_name));
     let conntrack = match Ctnetlink::open() {
         Ok(c) => Some(c),
@@ -207,7 +192,7 @@ async fn initial_objects(cfg: &Config, node_name: &str) -> Result<Arc<Objects>> 
 }
 
 async fn daemon(cfg: Config, node_name: String, host: Host) -> Result<ExitCode> {
-    tracing::info!(node = %node_name, "kube-proxy-rs starting in iptables mode");
+    tracing::info!(node = %node_name, "kube-proxy-rs starting in {} mode", cfg.mode);
     let metrics = Metrics::new();
     let health = Arc::new(Mutex::new(ProxyHealth::new(cfg.sync_period * 2)));
     if let Some(addr) = cfg.healthz_bind_address {
@@ -218,7 +203,12 @@ async fn daemon(cfg: Config, node_name: String, host: Host) -> Result<ExitCode> 
         ));
     }
     if let Some(addr) = cfg.metrics_bind_address {
-        tokio::spawn(metrics::serve(addr, metrics.clone(), "iptables"));
+        let mode = match cfg.mode {
+            ProxyMode::Ipvs => "ipvs",
+            ProxyMode::Nftables => "nftables",
+            ProxyMode::Iptables => "iptables",
+        };
+        tokio::spawn(metrics::serve(addr, metrics.clone(), mode));
     }
     let feed = feed(&cfg, &node_name).await?;
     let debouncer = Debouncer::new(Timing::new(cfg.min_sync_period, cfg.sync_period));
@@ -311,6 +301,29 @@ fn cleanup(cfg: &Config) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// iptables mode's proxiers: IPv4, and IPv6 when ip6tables works.
+fn iptables_proxiers(cfg: &Config, backend: Backend) -> Vec<DynProxier> {
+    let mut opts = RenderOptions::from_config(cfg);
+    opts.conntrack_tcp_be_liberal |=
+        read_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").is_some_and(|v| v != "0");
+    let mut proxiers: Vec<DynProxier> = vec![Box::new(Proxier::new(
+        IptablesExec::new(Family::V4, backend),
+        opts.clone(),
+    ))];
+    if ipv6_usable(backend) {
+        proxiers.push(Box::new(Proxier::new(
+            IptablesExec::new(Family::V6, backend),
+            opts,
+        )));
+    } else {
+        tracing::warn!(
+            "ip6tables-{}-restore does not work here: IPv6 is not proxied",
+            backend
+        );
+    }
+    proxiers
 }
 
 fn ipv6_usable(backend: Backend) -> bool {

@@ -8,7 +8,7 @@
 //! address kept), eTP Local without a local endpoint (dropped, no fallback), a Service
 //! without endpoints (refused), and graceful termination: an endpoint removed while a TCP
 //! connection holds it goes to weight 0, new connections go to the new endpoint, and the
-//! real server is deleted once the connection is gone.
+//! real server is deleted by a periodic sync once the connection is gone.
 //! The kernel's IPVS table must equal the render of the same manifests on the host, and
 //! the answers must be among those `dataplane::trace` predicts through that plan.
 //! Skipped with a message when qemu or the kernel package is unavailable, unless
@@ -57,8 +57,9 @@ HOLDER=$!
 mkdir -p /etc/kp
 cp /etc/vm/base.yaml /etc/kp/base.yaml
 cp /etc/vm/drain-before.yaml /etc/kp/drain.yaml
+# --ipvs-sync-period 2s: the periodic sync removes drained real servers (30s by default)
 kube-proxy-rs --proxy-mode=ipvs --hostname-override=node-a --cluster-cidr=198.18.64.0/18 \
-  --manifests /etc/kp --v=4 > /tmp/kp.log 2>&1 &
+  --ipvs-sync-period=2s --manifests /etc/kp --v=4 > /tmp/kp.log 2>&1 &
 KP=$!
 synced=no
 for i in $(seq 1 120); do

@@ -17,6 +17,7 @@
 
 mod diff;
 mod link;
+mod mode;
 mod netlink;
 mod sets;
 
