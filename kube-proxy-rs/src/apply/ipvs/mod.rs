@@ -279,6 +279,40 @@ pub enum IpvsSyncError {
     },
 }
 
+/// Removes what iptables mode left that IPVS mode does not use (a mode switch, as
+/// upstream's cleanup of the other modes): the jump to `KUBE-NODEPORTS`, then the
+/// per-service chains (`KUBE-SVC-…`, `KUBE-SEP-…`, …) and `KUBE-NODEPORTS` in nat and
+/// filter. Runs after IPVS mode's restore rewrote `KUBE-SERVICES`, so nothing of ours
+/// refers to them any more. Returns the chains removed, as `table/CHAIN`.
+pub fn cleanup_iptables_mode(w: &mut dyn RuleWriter) -> Result<Vec<String>, ApplyError> {
+    use crate::render::iptables::{JUMP_RULES, is_service_chain};
+    for j in JUMP_RULES.iter().filter(|j| j.to == "KUBE-NODEPORTS") {
+        while w.delete_rule(j.table, j.from, &j.args())? {}
+    }
+    let mut removed = Vec::new();
+    for table in ["nat", "filter"] {
+        let save = w.save(table)?;
+        let stale: Vec<&str> = crate::apply::declared_chains(&save)
+            .into_iter()
+            .filter(|c| is_service_chain(c) || *c == "KUBE-NODEPORTS")
+            .collect();
+        if stale.is_empty() {
+            continue;
+        }
+        let mut input = format!("*{table}\n");
+        for c in &stale {
+            input.push_str(&format!(":{c} - [0:0]\n"));
+        }
+        for c in &stale {
+            input.push_str(&format!("-X {c}\n"));
+        }
+        input.push_str("COMMIT\n");
+        w.restore(&input)?;
+        removed.extend(stale.iter().map(|c| format!("{table}/{c}")));
+    }
+    Ok(removed)
+}
+
 /// One family's IPVS proxier.
 #[derive(Debug)]
 pub struct IpvsProxier<K, L, S, W> {
@@ -391,6 +425,7 @@ impl<K: IpvsKernel, L: VipLink, S: SetWriter, W: RuleWriter> IpvsProxier<K, L, S
                     .ensure_rule_first(j.table, j.from, &j.args())
                     .map_err(r)?;
             }
+            cleanup_iptables_mode(&mut self.rules).map_err(r)?;
         }
 
         let have_vips: BTreeSet<IpAddr> = self

@@ -326,3 +326,31 @@ fn a_refused_restore_fails_the_sync_and_the_next_is_full() {
     let (a, _) = p.sync(&st, false).unwrap();
     assert!(a.full);
 }
+
+#[test]
+fn switching_from_iptables_mode_removes_its_chains() {
+    use crate::render::iptables::{RenderOptions, render_iptables};
+    let st = state(&[(
+        port("web", Protocol::Tcp, "198.19.0.10", Some(30080)),
+        vec!["198.18.64.2"],
+    )]);
+    let mut p = proxier();
+    // What iptables mode left: its jump rules and its rules for the same Service.
+    crate::apply::ensure_jump_rules(&mut p.rules).unwrap();
+    let left = render_iptables(&st, &RenderOptions::default()).to_restore();
+    p.rules.restore(&left).unwrap();
+    assert!(p.rules.save_all().contains(":KUBE-SVC-"));
+
+    p.sync(&st, true).unwrap();
+    let after = p.rules.save_all();
+    assert!(
+        !after.contains("KUBE-SVC-") && !after.contains("KUBE-SEP-"),
+        "{after}"
+    );
+    assert!(!after.contains("KUBE-NODEPORTS"), "{after}");
+    assert!(after.contains("-j KUBE-IPVS-FILTER"), "{after}");
+    // Idempotent: a second full sync finds nothing more to remove.
+    p.invalidate();
+    p.sync(&st, true).unwrap();
+    assert_eq!(p.rules.save_all(), after);
+}
