@@ -1,9 +1,10 @@
 //! `kube-proxy-rs`: flags in, a running proxy (or one sync, a dry run, a cleanup) out.
 //!
 //! ```text
-//!   Config::load ──> --cleanup   ──> apply::cleanup per family and backend, exit
+//!   Config::load ──> --cleanup   ──> every mode's rules removed (iptables chains, nft tables), exit
 //!                ──> --dry-run   ──> objects once ──> render ──> stdout (touches nothing)
-//!                ──> backend detection, proxiers (IPv4, IPv6 when ip6tables works), ctnetlink
+//!                ──> the other modes' leftovers removed (mode switch), proxiers of the mode
+//!                    (iptables: backend detection; IPv4, IPv6 when usable), ctnetlink
 //!                ──> --once      ──> one full sync, exit 0 (1 if it failed)
 //!                ──> daemon      ──> Feed (API watchers | --manifests) ──> sync driver
 //!                                    + /healthz, /livez (:10256), /metrics (127.0.0.1:10249)
@@ -20,15 +21,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use dataplane::Family;
+use kube_proxy_rs::apply::nftables::{NftExec, NftWriter};
 use kube_proxy_rs::apply::{self, Backend, IptablesExec, RuleWriter};
 use kube_proxy_rs::config::{Config, ConfigError, IptablesBackend, ProxyMode};
 use kube_proxy_rs::conntrack::Ctnetlink;
 use kube_proxy_rs::health::{self, ProxyHealth, ServiceHealth};
 use kube_proxy_rs::metrics::{self, Metrics};
 use kube_proxy_rs::render::iptables::{JUMP_RULES, RenderOptions, render_iptables};
+use kube_proxy_rs::render::nftables::{NftOptions, render_nftables, transaction};
 use kube_proxy_rs::source::FileSource;
 use kube_proxy_rs::sync::driver::{Driver, Host};
-use kube_proxy_rs::sync::{Debouncer, DynProxier, Engine, Proxier, Timing, family_name};
+use kube_proxy_rs::sync::{
+    Debouncer, DynProxier, Engine, NftProxier, Proxier, Timing, family_name,
+};
 use kube_proxy_rs::watch::{self, Feed, Objects};
 
 /// How often `--manifests` files are re-read (a change is used once two reads agree).
@@ -80,12 +85,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cfg: Config) -> Result<ExitCode> {
-    if cfg.mode == ProxyMode::Nftables && !cfg.cleanup {
-        bail!(
-            "--proxy-mode {} is not implemented yet; iptables and ipvs modes are",
-            cfg.mode
-        );
-    }
     if cfg.cleanup {
         return cleanup(&cfg);
     }
@@ -105,19 +104,16 @@ fn run(cfg: Config) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let choice = apply::detect_backend(cfg.iptables_backend)?;
-    tracing::info!(
-        backend = %choice.backend,
-        "iptables backend {} ({})",
-        choice.backend,
-        choice.reason
-    );
-    let proxiers = if cfg.mode == ProxyMode::Ipvs {
-        ipvs_main::prepare(&cfg)?;
-        ipvs_main::proxiers(&cfg, choice.backend)?
-    } else {
-        prepare_sysctls(&cfg);
-        iptables_proxiers(&cfg, choice.backend)
+    prepare_sysctls(&cfg);
+    let proxiers = match cfg.mode {
+        ProxyMode::Nftables => nftables_proxiers(&cfg),
+        ProxyMode::Ipvs => {
+            cleanup_nftables();
+            let choice = detect_backend(&cfg)?;
+            ipvs_main::prepare(&cfg)?;
+            ipvs_main::proxiers(&cfg, choice.backend)?
+        }
+        ProxyMode::Iptables => iptables_proxiers(&cfg)?,
     };
     let engine = Engine::new(proxiers, cfg.model_options(&node_name));
     let conntrack = match Ctnetlink::open() {
@@ -159,6 +155,63 @@ fn run(cfg: Config) -> Result<ExitCode> {
     }
 
     rt.block_on(daemon(cfg, node_name, host))
+}
+
+/// nftables mode's proxiers, after removing what iptables mode left (mode switch).
+fn nftables_proxiers(cfg: &Config) -> Vec<DynProxier> {
+    if let Err(e) = cleanup_iptables(cfg, true) {
+        tracing::warn!("removing iptables mode's rules: {e:#}");
+    }
+    let opts = NftOptions::from_config(cfg);
+    let mut proxiers: Vec<DynProxier> = vec![Box::new(NftProxier::new(
+        NftExec::new(Family::V4),
+        opts.clone(),
+    ))];
+    if std::path::Path::new("/proc/net/if_inet6").exists() {
+        proxiers.push(Box::new(NftProxier::new(NftExec::new(Family::V6), opts)));
+    } else {
+        tracing::warn!("no IPv6 on this host: IPv6 is not proxied");
+    }
+    proxiers
+}
+
+/// iptables mode's proxiers, after removing what nftables mode left (mode switch).
+/// The iptables backend to write (`--iptables-backend`, else detected), logged.
+fn detect_backend(cfg: &Config) -> Result<apply::BackendChoice> {
+    let choice = apply::detect_backend(cfg.iptables_backend)?;
+    tracing::info!(
+        backend = %choice.backend,
+        "iptables backend {} ({})",
+        choice.backend,
+        choice.reason
+    );
+    Ok(choice)
+}
+
+/// iptables mode's proxiers (after removing what nftables mode left): IPv4, and IPv6 when
+/// ip6tables works.
+fn iptables_proxiers(cfg: &Config) -> Result<Vec<DynProxier>> {
+    cleanup_nftables();
+    let choice = detect_backend(cfg)?;
+    let mut opts = RenderOptions::from_config(cfg);
+    opts.conntrack_tcp_be_liberal |=
+        read_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").is_some_and(|v| v != "0");
+    let mut proxiers: Vec<DynProxier> = vec![Box::new(Proxier::new(
+        IptablesExec::new(Family::V4, choice.backend),
+        opts.clone(),
+    ))];
+    if ipv6_usable(choice.backend) {
+        proxiers.push(Box::new(Proxier::new(
+            IptablesExec::new(Family::V6, choice.backend),
+            opts,
+        )));
+    } else {
+        tracing::warn!(
+            "ip6tables-{}-restore does not work here: IPv6 is not proxied",
+            choice.backend
+        );
+    }
+    Ok(proxiers)
 }
 
 async fn feed(cfg: &Config, node_name: &str) -> Result<Feed> {
@@ -238,6 +291,21 @@ fn dry_run(cfg: &Config, node_name: &str, objects: &Objects) -> String {
     for w in &b.warnings {
         out.push_str(&format!("# warning: {w}\n"));
     }
+    if cfg.mode == ProxyMode::Nftables {
+        let opts = NftOptions::from_config(cfg);
+        for family in [Family::V4, Family::V6] {
+            out.push_str(&format!(
+                "# {}: nft -f - (dry run: nothing was applied)\n",
+                family_name(family)
+            ));
+            let r = render_nftables(b.state(family), &opts);
+            match transaction(None, &Default::default(), &r.table) {
+                Ok(tx) => out.push_str(&tx.text),
+                Err(e) => out.push_str(&format!("# error: {e}\n")),
+            }
+        }
+        return out;
+    }
     for family in [Family::V4, Family::V6] {
         let tool = match family {
             Family::V4 => "iptables",
@@ -259,9 +327,43 @@ fn dry_run(cfg: &Config, node_name: &str, objects: &Objects) -> String {
     out
 }
 
-/// `--cleanup`: removes iptables mode's rules from every backend that has them (or the one
-/// forced), both families.
+/// `--cleanup`: removes every mode's rules: iptables mode's from every backend that has
+/// them (or the one forced), nftables mode's tables; both families.
 fn cleanup(cfg: &Config) -> Result<ExitCode> {
+    let nft_failed = !cleanup_nftables();
+    let failed = cleanup_iptables(cfg, cfg.iptables_backend == IptablesBackend::Auto).is_err();
+    Ok(if failed || nft_failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Deletes the `ip kube-proxy` and `ip6 kube-proxy` tables where they exist (upstream's
+/// nftables `CleanupLeftovers`); false if a deletion failed.
+fn cleanup_nftables() -> bool {
+    let mut ok = true;
+    for family in [Family::V4, Family::V6] {
+        match NftExec::new(family).delete_table() {
+            Ok(true) => tracing::info!(
+                "deleted the {} kube-proxy nftables table",
+                family_name(family)
+            ),
+            Ok(false) => {}
+            // No nft binary: nothing of nftables mode can be there either.
+            Err(apply::ApplyError::Spawn { .. }) => {}
+            Err(e) => {
+                ok = false;
+                tracing::error!("deleting the {} kube-proxy table: {e}", family_name(family));
+            }
+        }
+    }
+    ok
+}
+
+/// Removes iptables mode's rules (upstream iptables `CleanupLeftovers`); with `only_ours`,
+/// backends holding no chain of ours are skipped.
+fn cleanup_iptables(cfg: &Config, only_ours: bool) -> Result<()> {
     let backends: Vec<Backend> = match cfg.iptables_backend {
         IptablesBackend::Legacy => vec![Backend::Legacy],
         IptablesBackend::Nft => vec![Backend::Nft],
@@ -278,7 +380,7 @@ fn cleanup(cfg: &Config) -> Result<ExitCode> {
             if !apply::declared_chains(&save)
                 .iter()
                 .any(|c| apply::is_our_chain(c))
-                && cfg.iptables_backend == IptablesBackend::Auto
+                && only_ours
             {
                 continue;
             }
@@ -296,34 +398,10 @@ fn cleanup(cfg: &Config) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// iptables mode's proxiers: IPv4, and IPv6 when ip6tables works.
-fn iptables_proxiers(cfg: &Config, backend: Backend) -> Vec<DynProxier> {
-    let mut opts = RenderOptions::from_config(cfg);
-    opts.conntrack_tcp_be_liberal |=
-        read_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal").is_some_and(|v| v != "0");
-    let mut proxiers: Vec<DynProxier> = vec![Box::new(Proxier::new(
-        IptablesExec::new(Family::V4, backend),
-        opts.clone(),
-    ))];
-    if ipv6_usable(backend) {
-        proxiers.push(Box::new(Proxier::new(
-            IptablesExec::new(Family::V6, backend),
-            opts,
-        )));
-    } else {
-        tracing::warn!(
-            "ip6tables-{}-restore does not work here: IPv6 is not proxied",
-            backend
-        );
+    if failed {
+        bail!("iptables cleanup failed");
     }
-    proxiers
+    Ok(())
 }
 
 fn ipv6_usable(backend: Backend) -> bool {

@@ -1,7 +1,8 @@
-//! Real traffic through the rules kube-proxy-rs programs, once per iptables backend: the
-//! daemon runs in node1 reading `--manifests`, clients are pods, outside hosts and node1
-//! itself. Every Service feature of iptables mode gets a connection (see
-//! `daemon_lab::features`). Needs root; skipped with a message otherwise.
+//! Real traffic through the rules kube-proxy-rs programs, in iptables mode once per iptables
+//! backend and in nftables mode: the daemon runs in node1 reading `--manifests`, clients are
+//! pods, outside hosts and node1 itself. Every Service feature gets a connection (see
+//! `daemon_lab::features`); nftables mode also gets a partial sync (a Service added, one
+//! removed) under traffic. Needs root; skipped with a message otherwise.
 
 mod daemon_lab;
 
@@ -12,19 +13,22 @@ use std::time::{Duration, Instant};
 use daemon_lab::*;
 use lab::{ConnError, Greeting};
 
-fn traffic(backend: &'static str) {
+fn traffic(backend: &'static str, mode: &str) {
     if !usable() {
         return;
     }
-    let w = World::new("kpt", backend);
-    let tag = w.tag();
+    let w = World::new(if mode == "nftables" { "kptn" } else { "kpt" }, backend);
+    let tag = format!("{} {mode}", w.tag());
     let dir = w.lab.dir().join("manifests");
     std::fs::create_dir(&dir).unwrap();
     let mut objects = vec![node1()];
     objects.extend(web());
     objects.extend(features());
     put(&dir, &objects);
-    let p = w.start(&[&format!("--manifests={}", dir.display())]);
+    let p = w.start(&[
+        &format!("--manifests={}", dir.display()),
+        &format!("--proxy-mode={mode}"),
+    ]);
     let ready = w.wait_synced(&p, "start");
     eprintln!("{tag} traffic flows {} ms after start", ready.as_millis());
 
@@ -214,14 +218,69 @@ fn traffic(backend: &'static str) {
         "{tag} `local` has no local endpoint\n{m}"
     );
     assert!(!logs.contains("ERROR"), "{tag} errors in the log:\n{logs}");
+
+    if mode == "nftables" {
+        partial_sync(&w, &p, &dir, objects);
+    }
+}
+
+/// nftables mode: a Service added and one removed are applied by partial syncs that touch
+/// only their chains and elements; the others keep working.
+fn partial_sync(
+    w: &World,
+    p: &lab::Process,
+    dir: &std::path::Path,
+    mut objects: Vec<serde_json::Value>,
+) {
+    let before = w.n1.sh("nft list table ip kube-proxy").unwrap();
+    assert!(before.contains("chain service-"), "{before}");
+    objects.extend(simple("added", "198.19.0.60", &[("198.18.66.2", "node2")]));
+    objects.retain(|o| o["metadata"]["name"] != "hairpin");
+    put(dir, &objects);
+    let ok = lab::wait_until(Duration::from_secs(10), || {
+        w.b.tcp_connect(ip("198.19.0.60"), 80, POLL).is_ok()
+    });
+    assert!(ok, "added service never answered\n{}", p.logs());
+    let g = greeting(w.b.tcp_connect(ip("198.19.0.60"), 80, T), "added");
+    assert_eq!(g.host, "c");
+    // The removed Service's address is now a ClusterIP of nothing: routed away, not DNATed.
+    let ok = lab::wait_until(Duration::from_secs(5), || {
+        !w.n1
+            .sh("nft list map ip kube-proxy service-ips")
+            .unwrap()
+            .contains("198.19.0.43")
+    });
+    assert!(ok, "hairpin's element stayed");
+    let table = w.n1.sh("nft list table ip kube-proxy").unwrap();
+    assert!(
+        !table.contains("demo/hairpin"),
+        "stale hairpin chains:\n{table}"
+    );
+    let logs = p.stderr();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("synced IPv4 partial") && l.contains("services changed")),
+        "no partial sync of the two services:\n{logs}"
+    );
+    // Others still work.
+    greeting(
+        w.b.tcp_connect(ip("198.19.0.10"), 80, T),
+        "web after the partial sync",
+    );
+    assert!(!logs.contains("ERROR"), "errors in the log:\n{logs}");
 }
 
 #[test]
 fn traffic_iptables_legacy() {
-    traffic("legacy");
+    traffic("legacy", "iptables");
 }
 
 #[test]
 fn traffic_iptables_nft() {
-    traffic("nft");
+    traffic("nft", "iptables");
+}
+
+#[test]
+fn traffic_nftables() {
+    traffic("nft", "nftables");
 }

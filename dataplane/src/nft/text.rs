@@ -524,6 +524,26 @@ impl Rule {
     }
 }
 
+impl Set {
+    /// One element of this set or map as `nft add element` / `delete element` take it
+    /// between braces (`198.19.0.10 . tcp . 80 : goto service-…`), spelled with this set's
+    /// key and data types.
+    pub fn element_text(&self, e: &SetElem, family: NftFamily) -> Result<String, TextError> {
+        let key_ty = DType::from_names(&self.key_type.0);
+        let data_ty = self
+            .map
+            .as_ref()
+            .map(|d| DType::from_names(&d.0))
+            .unwrap_or(DType::Verdict);
+        let mut out = String::new();
+        elem(e, &key_ty, &data_ty, Cx { family }, &mut out).map_err(|what| TextError {
+            location: format!("set {} element", self.name),
+            what,
+        })?;
+        Ok(out)
+    }
+}
+
 fn rule_text(r: &Rule, cx: Cx, out: &mut String) -> R {
     for (i, s) in r.stmts.iter().enumerate() {
         if i > 0 {

@@ -8,6 +8,7 @@
 //!                 ──ensure_chain/ensure_rule_first──> iptables -N / -C / -I  (full syncs)
 //!                 ──chain_exists───────────> iptables -S KUBE-PROXY-CANARY (canaries)
 //!   --cleanup     ──cleanup(writer)────────> -D jumps, flush + -X every KUBE-* chain of ours
+//!   sync::NftProxier ──nftables::NftWriter──> nft -f - / nft -j list table (nftables mode)
 //! ```
 //! Each writer serves one family (`iptables` or `ip6tables`) of one backend, in the network
 //! namespace of the calling thread ([`netns::in_netns`] runs work in another one).
@@ -17,6 +18,7 @@ pub mod exec;
 pub mod fake;
 pub mod ipvs;
 pub mod netns;
+pub mod nftables;
 
 use std::fmt;
 
@@ -88,9 +90,18 @@ pub enum ApplyError {
         /// Its stderr, trimmed.
         stderr: String,
     },
-    /// `iptables-restore` refused the input; nothing of the refused table was changed.
+    /// `iptables-restore` (or `nft -f`) refused the input; nothing of the refused table was
+    /// changed.
     #[error("{0}")]
     Restore(RestoreFailure),
+    /// A listing could not be parsed (`nft -j list table …`).
+    #[error("cannot parse the output of `{command}`: {message}")]
+    Parse {
+        /// The command line.
+        command: String,
+        /// What the parser said.
+        message: String,
+    },
 }
 
 /// Writes one family's iptables rules (upstream `utiliptables.Interface`, the calls

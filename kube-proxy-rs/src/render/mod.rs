@@ -7,7 +7,9 @@
 //!                                                      ──partial(..)───> partial-sync input
 //!   ProxyState ──ipvs::render_ipvs──> IpvsPlan { virtual services, kube-ipvs0 VIPs, ipsets,
 //!                                                helper rules }
+//!   ProxyState ──nftables::render_nftables──> NftRender (typed table) ──transaction(..)──> nft -f input
 //! ```
 
 pub mod iptables;
 pub mod ipvs;
+pub mod nftables;

@@ -6,18 +6,21 @@
 //! ```text
 //!   Feed ──changes──> driver ──(now, Event)──> Debouncer ──Action::Sync{full}──> driver
 //!                       └── spawn_blocking ──> Engine ──> dyn ModeProxier (IPv4, IPv6)
-//!                                                         └─ iptables: Proxier ─ RuleWriter
+//!                                                         ├─ iptables: Proxier ─ RuleWriter
+//!                                                         └─ nftables: NftProxier ─ NftWriter
 //! ```
 
 pub mod debounce;
 pub mod driver;
 pub mod engine;
 pub mod mode;
+pub mod nft_proxier;
 pub mod proxier;
 
 pub use debounce::{Action, Debouncer, Event, FullReason, Timing, Trigger};
 pub use engine::{Engine, FamilyOutcome, Report};
 pub use mode::{DynProxier, ModeProxier};
+pub use nft_proxier::NftProxier;
 pub use proxier::{Applied, Proxier, SyncError, family_name};
 
 #[cfg(test)]

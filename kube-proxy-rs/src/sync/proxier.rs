@@ -289,7 +289,7 @@ impl<W: RuleWriter> Proxier<W> {
 
 /// The change set of a full sync: every port of `state` added (or changed, when it was in
 /// the previous state), every port of the previous state that is gone removed.
-fn everything(state: &ProxyState, old: Option<&ProxyState>) -> ChangeSet {
+pub(crate) fn everything(state: &ProxyState, old: Option<&ProxyState>) -> ChangeSet {
     match old {
         Some(old) => {
             let mut cs = state.diff(old);
