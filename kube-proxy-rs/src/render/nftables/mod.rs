@@ -131,28 +131,6 @@ pub mod names {
     pub const SERVICES: &str = "services";
     /// The chain rejecting traffic to services without endpoints.
     pub const REJECT_CHAIN: &str = "reject-chain";
-    /// Prefix of the per-service chains and sets (`service-`, `local-`, `external-`,
-    /// `firewall-`, `endpoint-`, `affinity-`).
-    pub const PER_SERVICE_PREFIXES: [&str; 6] = [
-        "service-",
-        "local-",
-        "external-",
-        "firewall-",
-        "endpoint-",
-        "affinity-",
-    ];
-}
-
-/// Whether a chain or set is per-service (deleted when its service goes), as opposed to the
-/// fixed layout.
-pub fn is_service_object(name: &str) -> bool {
-    names::PER_SERVICE_PREFIXES
-        .iter()
-        .any(|p| name.starts_with(p))
-        && !matches!(name, "service-endpoints-check")
-        && name != names::SERVICE_IPS
-        && name != names::SERVICE_NODEPORTS
-        && name != names::SERVICES
 }
 
 pub(crate) fn ip_kw(f: Family) -> &'static str {

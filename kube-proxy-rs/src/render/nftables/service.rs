@@ -65,8 +65,7 @@ fn add_elem(t: &mut Table, set: &str, elem: SetElem) {
     }
 }
 
-fn key3(f: Family, ip: IpAddr, proto: &str, port: u16) -> Expr {
-    let _ = f;
+fn key3(ip: IpAddr, proto: &str, port: u16) -> Expr {
     Expr::concat(vec![
         addr(ip),
         Expr::str(proto),
@@ -181,7 +180,7 @@ pub(super) fn write_port(
     if cx.first(names::CLUSTER_IPS, Some(svc.cluster_ip), "", 0) {
         add_elem(t, names::CLUSTER_IPS, SetElem::key(addr(svc.cluster_ip)));
     }
-    let ck = key3(f, svc.cluster_ip, p, svc.port);
+    let ck = key3(svc.cluster_ip, p, svc.port);
     if has_internal {
         if cx.first(names::SERVICE_IPS, Some(svc.cluster_ip), p, svc.port) {
             add_elem(
@@ -199,7 +198,7 @@ pub(super) fn write_port(
         add_elem(t, names::NO_ENDPOINT_SERVICES, no_ep(ck));
     }
     for &ip in svc.external_ips.iter().chain(&svc.load_balancer_ips) {
-        let k = key3(f, ip, p, svc.port);
+        let k = key3(ip, p, svc.port);
         if has_endpoints && cx.first(names::SERVICE_IPS, Some(ip), p, svc.port) {
             add_elem(
                 t,
@@ -216,7 +215,7 @@ pub(super) fn write_port(
             if !cx.first(names::FIREWALL_IPS, Some(ip), p, svc.port) {
                 continue;
             }
-            let k = key3(f, ip, p, svc.port);
+            let k = key3(ip, p, svc.port);
             add_elem(
                 t,
                 names::FIREWALL_IPS,

@@ -168,12 +168,7 @@ fn partial(old: &Table, new: &Table) -> Result<Transaction, TxError> {
 
     let old_sets: HashMap<&str, &Set> = old.sets.iter().map(|s| (s.name.as_str(), s)).collect();
     let new_sets: HashSet<&str> = new.sets.iter().map(|s| s.name.as_str()).collect();
-    let mut block = Table {
-        comment: None,
-        sets: Vec::new(),
-        chains: Vec::new(),
-        ..new.clone_empty()
-    };
+    let mut block = Table::new(new.family, new.name.clone());
     // Sets whose declaration changed are deleted and declared again; the chains using them
     // are rewritten too.
     let mut redeclared: Vec<&str> = Vec::new();
@@ -277,16 +272,4 @@ fn partial(old: &Table, new: &Table) -> Result<Transaction, TxError> {
         deleted_chains: deleted,
         written_chains,
     })
-}
-
-trait CloneEmpty {
-    fn clone_empty(&self) -> Table;
-}
-
-impl CloneEmpty for Table {
-    fn clone_empty(&self) -> Table {
-        let mut t = Table::new(self.family, self.name.clone());
-        t.flags = self.flags.clone();
-        t
-    }
 }
