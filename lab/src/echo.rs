@@ -114,8 +114,9 @@ enum Sock {
 }
 
 impl EchoServer {
-    /// Binds every socket inside `ns` (returns once they listen) and serves until dropped.
-    pub(crate) fn start(ns: &str, name: String, spec: &EchoSpec) -> Result<EchoServer> {
+    /// Binds every socket inside the namespace `ns` (returns once they listen) and serves
+    /// until dropped (`lab echo` runs one as a process).
+    pub fn start(ns: &str, name: String, spec: &EchoSpec) -> Result<EchoServer> {
         let (stop_r, stop_w) =
             nix::unistd::pipe().map_err(|source| LabError::Sys { op: "pipe", source })?;
         let hits = Arc::new(Mutex::new(Vec::new()));

@@ -29,6 +29,7 @@
 //! namespaces; [`sweep_stale`] removes what crashed runs left behind.
 
 pub mod apiserver;
+pub mod demo;
 pub mod echo;
 pub mod error;
 pub mod host;

@@ -7,6 +7,8 @@
 //!   lab down [NAME | --all]                 remove a lab, or every kept and stale one
 //!   lab apiserver --listen ADDR --kubeconfig-out FILE [--manifests PATH]
 //!                                           run the Kubernetes API server double
+//!   lab demo [--nodes N] [--router bird|frr] [--keep] [--name NAME] [--json]
+//!                                           the whole toolkit in a lab cluster, then down
 //! ```
 //! Exit codes: 0 ok, 1 failure, 2 usage (`lab exec` passes on the command's own code).
 

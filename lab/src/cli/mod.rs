@@ -2,7 +2,9 @@
 //! returning the exit code. A new subcommand (e.g. `demo`) is a variant here and a module.
 
 mod apiserver;
+mod demo;
 mod down;
+mod echo;
 mod exec;
 mod list;
 mod up;
@@ -31,6 +33,11 @@ enum Command {
     Down(down::Args),
     /// Run the Kubernetes API server double until SIGINT/SIGTERM.
     Apiserver(apiserver::Args),
+    /// The whole toolkit in a lab cluster: kube-proxy-rs, bgpd, a BGP router, diag.
+    Demo(demo::Args),
+    /// Run the lab's echo server in a namespace until SIGINT/SIGTERM (the demo's pods).
+    #[command(hide = true)]
+    Echo(echo::Args),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +47,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(a) => list::run(a),
         Command::Down(a) => down::run(a),
         Command::Apiserver(a) => apiserver::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Echo(a) => echo::run(a),
     }
 }
 
