@@ -60,9 +60,6 @@ pub(crate) fn prepare(cfg: &Config) -> Result<()> {
         super::write_sysctl("net/ipv4/conf/all/arp_ignore", "1");
         super::write_sysctl("net/ipv4/conf/all/arp_announce", "2");
     }
-    if cfg.conntrack.tcp_be_liberal {
-        super::write_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal", "1");
-    }
     let t = &cfg.ipvs;
     if !(t.tcp_timeout.is_zero() && t.tcp_fin_timeout.is_zero() && t.udp_timeout.is_zero()) {
         let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);

@@ -427,13 +427,16 @@ fn write_sysctl(key: &str, value: &str) {
     }
 }
 
-/// The sysctls iptables mode needs: `route_localnet` for localhost NodePorts, and
-/// `nf_conntrack_tcp_be_liberal` when asked for.
+/// The sysctls every mode needs: `route_localnet` for localhost NodePorts, and the conntrack
+/// table size and timeouts as upstream's server sets them (`ConntrackConfig::sysctls`). A
+/// value that cannot be written (read-only `/proc/sys` in an unprivileged container, or
+/// `nf_conntrack_max` outside the initial network namespace) is logged and left.
 fn prepare_sysctls(cfg: &Config) {
     if cfg.localhost_node_ports {
         write_sysctl("net/ipv4/conf/all/route_localnet", "1");
     }
-    if cfg.conntrack.tcp_be_liberal {
-        write_sysctl("net/netfilter/nf_conntrack_tcp_be_liberal", "1");
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    for (key, value) in cfg.conntrack.sysctls(cpus) {
+        write_sysctl(key, &value);
     }
 }

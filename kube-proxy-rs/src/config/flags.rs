@@ -183,7 +183,8 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION", value_parser = go_duration, default_value = "0s")]
     pub conntrack_udp_timeout_stream: Duration,
 
-    /// Log verbosity (klog -v): 0 quiet, 2 sync summaries, 4+ per-object detail.
+    /// Log verbosity (klog -v): 0-3 sync summaries and warnings, 4-5 per-object detail,
+    /// 6+ everything (dependencies included). `RUST_LOG` overrides it.
     #[arg(short = 'v', long = "v", value_name = "LEVEL", default_value_t = 0)]
     pub verbosity: u8,
 

@@ -107,6 +107,45 @@ pub struct ConntrackConfig {
     pub udp_stream_timeout: Duration,
 }
 
+impl ConntrackConfig {
+    /// The conntrack sysctls to write on a node with `cpus` CPUs, as upstream's
+    /// `kube-proxy` server does before its proxier starts: `nf_conntrack_max` =
+    /// max(`max_per_core` × CPUs, `min`) (none when `max_per_core` is 0), the TCP
+    /// established/close-wait and UDP timeouts in whole seconds when non-zero, and
+    /// `nf_conntrack_tcp_be_liberal=1` when asked for. Keys are paths under `/proc/sys`.
+    pub fn sysctls(&self, cpus: usize) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.max_per_core > 0 {
+            let cpus = u64::try_from(cpus).unwrap_or(u64::MAX);
+            let max = (u64::from(self.max_per_core).saturating_mul(cpus)).max(u64::from(self.min));
+            out.push(("net/netfilter/nf_conntrack_max", max.to_string()));
+        }
+        for (key, d) in [
+            (
+                "net/netfilter/nf_conntrack_tcp_timeout_established",
+                self.tcp_established_timeout,
+            ),
+            (
+                "net/netfilter/nf_conntrack_tcp_timeout_close_wait",
+                self.tcp_close_wait_timeout,
+            ),
+            ("net/netfilter/nf_conntrack_udp_timeout", self.udp_timeout),
+            (
+                "net/netfilter/nf_conntrack_udp_timeout_stream",
+                self.udp_stream_timeout,
+            ),
+        ] {
+            if !d.is_zero() {
+                out.push((key, d.as_secs().to_string()));
+            }
+        }
+        if self.tcp_be_liberal {
+            out.push(("net/netfilter/nf_conntrack_tcp_be_liberal", "1".to_string()));
+        }
+        out
+    }
+}
+
 /// Everything kube-proxy-rs was told, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -423,3 +423,41 @@ fn clap_definition_is_consistent() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+#[test]
+fn conntrack_sysctls_follow_upstream() {
+    // upstream's defaults: 32768 per core, at least 131072, 24h established, 1h close-wait
+    let c = cfg(&[]).conntrack;
+    let got = c.sysctls(8);
+    assert_eq!(
+        got,
+        vec![
+            ("net/netfilter/nf_conntrack_max", "262144".to_string()),
+            (
+                "net/netfilter/nf_conntrack_tcp_timeout_established",
+                "86400".to_string()
+            ),
+            (
+                "net/netfilter/nf_conntrack_tcp_timeout_close_wait",
+                "3600".to_string()
+            ),
+        ]
+    );
+    // the floor wins on a small node; zero leaves a value as is
+    assert_eq!(c.sysctls(2)[0].1, "131072");
+    let c = cfg(&[
+        "--conntrack-max-per-core=0",
+        "--conntrack-tcp-timeout-established=0s",
+        "--conntrack-tcp-timeout-close-wait=0s",
+        "--conntrack-udp-timeout=30s",
+        "--conntrack-tcp-be-liberal",
+    ])
+    .conntrack;
+    assert_eq!(
+        c.sysctls(8),
+        vec![
+            ("net/netfilter/nf_conntrack_udp_timeout", "30".to_string()),
+            ("net/netfilter/nf_conntrack_tcp_be_liberal", "1".to_string()),
+        ]
+    );
+}
