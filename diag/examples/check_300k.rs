@@ -51,8 +51,6 @@ fn main() {
         manifest: Manifest::new(node.name.clone(), "generated"),
         origin: "generated".into(),
         node,
-        nft: None,
-        ipvs: None,
         neighbours: None,
         bgpd: None,
         objects: Default::default(),

@@ -119,9 +119,10 @@ pub struct CollectArgs {
     /// Keep at most this many conntrack entries.
     #[arg(long, default_value_t = collect::CONNTRACK_LIMIT)]
     pub conntrack_limit: usize,
-    /// bgpd's control socket.
-    #[arg(long, default_value = collect::BGPD_SOCKET)]
-    pub bgpd_socket: PathBuf,
+    /// bgpd's control socket (default: the first of /run/bgpd.sock, bgpd's default, and
+    /// /run/bgpd/bgpd.sock, where the DaemonSet puts it, that exists).
+    #[arg(long)]
+    pub bgpd_socket: Option<PathBuf>,
     /// Kubeconfig for saving Pods, Services, EndpointSlices and Nodes (default: $KUBECONFIG,
     /// ~/.kube/config, in-cluster).
     #[arg(long, env = "KUBECONFIG")]
@@ -294,7 +295,10 @@ pub fn run_collect(a: &CollectArgs, out: &mut dyn Write) -> Result<i32, CliError
         target,
         node_name: a.node_name.clone(),
         conntrack_limit: a.conntrack_limit,
-        bgpd_socket: a.bgpd_socket.clone(),
+        bgpd_sockets: match &a.bgpd_socket {
+            Some(p) => vec![p.clone()],
+            None => collect::BGPD_SOCKETS.iter().map(PathBuf::from).collect(),
+        },
     };
     let mut b = collect::collect(&opts)?;
     if !a.no_k8s {

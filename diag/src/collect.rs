@@ -25,8 +25,12 @@ use crate::command::{BgpdShow, CmdOutput, ReadCommand, RunError, Runner, SysctlK
 /// Default bound on conntrack entries kept.
 pub const CONNTRACK_LIMIT: usize = 10_000;
 
-/// Where bgpd's control socket is looked for by default.
-pub const BGPD_SOCKET: &str = "/run/bgpd.sock";
+/// Where bgpd's control socket is looked for by default, in order; the first that exists is
+/// read. bgpd's own default (`bgpd::config::DEFAULT_CONTROL_SOCKET`), then where deploy/'s
+/// DaemonSet puts it (`control_socket: /run/bgpd/bgpd.sock`, the hostPath directory
+/// `/run/bgpd`, so the host sees it). system-tests' `bgpd_socket` test keeps this list in
+/// step with both.
+pub const BGPD_SOCKETS: [&str; 2] = ["/run/bgpd.sock", "/run/bgpd/bgpd.sock"];
 
 /// What to collect.
 #[derive(Debug, Clone)]
@@ -37,8 +41,8 @@ pub struct CollectOptions {
     pub node_name: Option<String>,
     /// At most this many conntrack entries (both families together).
     pub conntrack_limit: usize,
-    /// bgpd's control socket.
-    pub bgpd_socket: PathBuf,
+    /// Where bgpd's control socket may be, in order (the first that exists is read).
+    pub bgpd_sockets: Vec<PathBuf>,
 }
 
 impl Default for CollectOptions {
@@ -47,7 +51,7 @@ impl Default for CollectOptions {
             target: Target::Here,
             node_name: None,
             conntrack_limit: CONNTRACK_LIMIT,
-            bgpd_socket: PathBuf::from(BGPD_SOCKET),
+            bgpd_sockets: BGPD_SOCKETS.iter().map(PathBuf::from).collect(),
         }
     }
 }
@@ -218,16 +222,24 @@ pub fn collect(opts: &CollectOptions) -> Result<Bundle, CollectError> {
 
     conntrack(&runner, &mut b, opts.conntrack_limit)?;
 
+    let socket = opts.bgpd_sockets.iter().find(|p| p.exists());
     for (part, what) in [
         (Part::BgpdNeighbors, BgpdShow::Neighbors),
         (Part::BgpdRoutes, BgpdShow::Routes),
     ] {
-        let cmd = ReadCommand::Bgpd(what, opts.bgpd_socket.clone());
-        if opts.bgpd_socket.exists() {
-            simple(&runner, &mut b, part, cmd)?;
-        } else {
-            let note = format!("no bgpd control socket at {}", opts.bgpd_socket.display());
-            b.put(skipped(part, runner.command_line(&cmd), &note), None);
+        match socket {
+            Some(p) => simple(&runner, &mut b, part, ReadCommand::Bgpd(what, p.clone()))?,
+            None => {
+                let first = opts.bgpd_sockets.first().cloned().unwrap_or_default();
+                let cmd = ReadCommand::Bgpd(what, first);
+                let tried: Vec<String> = opts
+                    .bgpd_sockets
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let note = format!("no bgpd control socket at {}", tried.join(" or "));
+                b.put(skipped(part, runner.command_line(&cmd), &note), None);
+            }
         }
     }
     Ok(b)

@@ -1,10 +1,10 @@
-//! A bundle parsed: [`Snapshot`] = the node's [`NodeState`] (what the tracer reads) plus what
-//! the tracer does not read yet but `check` and people do: the nft ruleset, IPVS services,
-//! neighbours, bgpd status and Kubernetes objects. Pure: a [`Bundle`] in memory in, a
-//! snapshot or an error naming the file and line out.
+//! A bundle parsed: [`Snapshot`] = the node's [`NodeState`] (what the tracer reads: iptables,
+//! ipsets, routes, sysctls, conntrack, the nft ruleset and the IPVS table) plus what only
+//! `check` and people read: neighbours, bgpd status and Kubernetes objects. Pure: a [`Bundle`]
+//! in memory in, a snapshot or an error naming the file and line out.
 //!
 //! ```text
-//!   Bundle ──Snapshot::from_bundle──> Snapshot { manifest, node: NodeState, nft, ipvs,
+//!   Bundle ──Snapshot::from_bundle──> Snapshot { manifest, node: NodeState { .., nft, ipvs },
 //!                                                neighbours, bgpd, objects, notes }
 //!   errors: DIR/iptables-nft-save.txt:12: expected ..., found ...
 //!   notes:  parts missing or failed at collection, conntrack truncated, files edited later
@@ -64,12 +64,10 @@ pub struct Snapshot {
     pub manifest: Manifest,
     /// Where the bundle came from (a path, or `live`).
     pub origin: String,
-    /// What the tracer reads.
+    /// What the tracer reads; `node.nft` is `nft -j list ruleset` (iptables-nft's tables
+    /// too, which the tracer walks once, through the iptables-nft dump), `node.ipvs` the IPVS
+    /// virtual services (`ipvsadm -Sn`).
     pub node: NodeState,
-    /// `nft -j list ruleset` (also holds iptables-nft's tables).
-    pub nft: Option<nft::Ruleset>,
-    /// IPVS virtual services (`ipvsadm -Sn`).
-    pub ipvs: Option<IpvsState>,
     /// `ip -j neigh show`, as printed.
     pub neighbours: Option<serde_json::Value>,
     /// bgpd's status, when it ran.
@@ -198,7 +196,7 @@ impl Snapshot {
         }
         node.sync_route_settings();
 
-        let nft = match text(Part::NftRuleset) {
+        node.nft = match text(Part::NftRuleset) {
             Some(t) if !t.trim().is_empty() => Some(nft::Ruleset::from_json(&t).map_err(|e| {
                 let line = match &e {
                     nft::NftParseError::Syntax { line, .. } => Some(*line),
@@ -208,7 +206,7 @@ impl Snapshot {
             })?),
             _ => None,
         };
-        let ipvs = match text(Part::IpvsadmSave) {
+        node.ipvs = match text(Part::IpvsadmSave) {
             Some(t) => Some(IpvsState::from_save(&t).map_err(|e| {
                 let line = match &e {
                     IpvsError::Syntax { line, .. }
@@ -250,8 +248,6 @@ impl Snapshot {
             manifest: b.manifest.clone(),
             origin: b.origin.clone(),
             node,
-            nft,
-            ipvs,
             neighbours,
             bgpd,
             objects,
@@ -302,7 +298,7 @@ mod tests {
         let s = Snapshot::from_bundle(&b).unwrap();
         assert_eq!(s.node.iptables.len(), 1);
         assert_eq!(s.node.routes.settings.ipv4_forwarding, Some(true));
-        let ipvs = s.ipvs.as_ref().unwrap();
+        let ipvs = s.node.ipvs.as_ref().unwrap();
         assert_eq!(
             ipvs.services[0].servers[0].addr,
             "198.18.66.2".parse::<std::net::IpAddr>().unwrap()

@@ -4,6 +4,9 @@
 //!
 //! ```text
 //!   rules(node) ── REJECT "… has no endpoints"        ──> service-no-endpoints
+//!   nft maps no-endpoint-services|-nodeports:
+//!               ── ELEM comment "ns/svc:port" : goto reject-chain ──> service-no-endpoints
+//!               ── ELEM comment "ns/svc:port" : drop              ──> etp-local-no-local-endpoints
 //!   ipvsadm -Sn ── -A without -a (or all -w 0)         ──> service-no-endpoints
 //!               ── DROP   "… has no local endpoints"  ──> etp-local-no-local-endpoints
 //!   NodeState::both_backends_active                    ──> iptables-both-backends
@@ -14,7 +17,8 @@
 use std::collections::BTreeMap;
 
 use dataplane::ipvs::SockAddr;
-use dataplane::node::Backend;
+use dataplane::nft;
+use dataplane::node::{Backend, NodeState};
 use dataplane::trace::{Effect, Verdict};
 use dataplane::{Family, Protocol};
 
@@ -36,12 +40,14 @@ fn service_of(comment: &str) -> String {
 }
 
 /// Rules kube-proxy writes for a Service port with no ready endpoint:
-/// `-m comment --comment "NS/SVC:PORT has no endpoints" ... -j REJECT`; and IPVS virtual
-/// services (`ipvsadm -Sn`) with no real server, or only servers of weight 0.
+/// `-m comment --comment "NS/SVC:PORT has no endpoints" ... -j REJECT`; in nftables mode an
+/// element of the `no-endpoint-services` (`no-endpoint-nodeports`) verdict map that jumps to
+/// a chain that rejects (kube-proxy's `goto reject-chain`); and IPVS virtual services
+/// (`ipvsadm -Sn`) with no real server, or only servers of weight 0.
 pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, s) in cx.cluster.nodes.iter().enumerate() {
-        let Some(ipvs) = &s.ipvs else { continue };
+        let Some(ipvs) = &s.node.ipvs else { continue };
         for svc in &ipvs.services {
             if svc.servers.iter().any(|r| r.weight > 0) {
                 continue;
@@ -84,6 +90,11 @@ pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
                 by_svc.entry(service_of(&c)).or_default().push(r.evidence());
             }
         }
+        for e in no_endpoint_elements(&cx.cluster.nodes[i].node) {
+            if e.rejects {
+                by_svc.entry(e.service).or_default().push(e.evidence);
+            }
+        }
         for (svc, ev) in by_svc {
             out.push(Finding {
                 check: SERVICE_NO_ENDPOINTS.into(),
@@ -110,7 +121,8 @@ pub fn service_no_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
 }
 
 /// Rules kube-proxy writes for an `externalTrafficPolicy: Local` Service on a node with no
-/// local endpoint: `--comment "NS/SVC:PORT has no local endpoints" ... -j DROP`.
+/// local endpoint: `--comment "NS/SVC:PORT has no local endpoints" ... -j DROP`; in nftables
+/// mode a `drop` element of the `no-endpoint-services` (`no-endpoint-nodeports`) map.
 pub fn etp_local_no_local_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for i in 0..cx.cluster.nodes.len() {
@@ -119,6 +131,11 @@ pub fn etp_local_no_local_endpoints(cx: &Cx<'_>) -> Vec<Finding> {
             let Some(c) = r.comment() else { continue };
             if c.ends_with("has no local endpoints") && r.target() == Some("DROP") {
                 by_svc.entry(service_of(&c)).or_default().push(r.evidence());
+            }
+        }
+        for e in no_endpoint_elements(&cx.cluster.nodes[i].node) {
+            if !e.rejects {
+                by_svc.entry(e.service).or_default().push(e.evidence);
             }
         }
         for (svc, ev) in by_svc {
@@ -331,6 +348,96 @@ pub fn port_collision(cx: &Cx<'_>) -> Vec<Finding> {
     out
 }
 
+/// An element of kube-proxy's nftables `no-endpoint-services` / `no-endpoint-nodeports`
+/// verdict maps.
+struct NoEndpointElement {
+    /// `ns/svc:port` (the element's comment), else the key as written.
+    service: String,
+    /// Whether it rejects (`goto reject-chain`: no endpoints at all) rather than drops
+    /// (`drop`: externalTrafficPolicy Local without a local endpoint).
+    rejects: bool,
+    /// `nft ip kube-proxy map no-endpoint-services: KEY comment "…" : goto reject-chain`.
+    evidence: String,
+}
+
+/// The elements of every table's `no-endpoint-services` and `no-endpoint-nodeports` maps
+/// whose verdict drops, or jumps to a chain whose rules reject.
+fn no_endpoint_elements(node: &NodeState) -> Vec<NoEndpointElement> {
+    let Some(rs) = &node.nft else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in &rs.tables {
+        for set in &t.sets {
+            if !set.is_map()
+                || !matches!(
+                    set.name.as_str(),
+                    "no-endpoint-services" | "no-endpoint-nodeports"
+                )
+            {
+                continue;
+            }
+            for e in &set.elements {
+                let Some(nft::Expr::Verdict(v)) = &e.data else {
+                    continue;
+                };
+                let rejects = match v {
+                    nft::Verdict::Drop => false,
+                    nft::Verdict::Goto(c) | nft::Verdict::Jump(c) => {
+                        let Some(chain) = t.chain(c) else { continue };
+                        if !chain
+                            .rules
+                            .iter()
+                            .any(|r| r.stmts.iter().any(|s| matches!(s, nft::Stmt::Reject(_))))
+                        {
+                            continue;
+                        }
+                        true
+                    }
+                    _ => continue,
+                };
+                let key = elem_key_text(&e.key);
+                let comment = e
+                    .comment
+                    .as_ref()
+                    .map(|c| format!(" comment {c:?}"))
+                    .unwrap_or_default();
+                let verdict = match v.target() {
+                    Some(c) => format!("{} {c}", v.keyword()),
+                    None => v.keyword().to_string(),
+                };
+                out.push(NoEndpointElement {
+                    service: e.comment.clone().unwrap_or_else(|| key.clone()),
+                    rejects,
+                    evidence: format!(
+                        "nft {} {} map {}: {key}{comment} : {verdict}",
+                        t.family.as_str(),
+                        t.name,
+                        set.name
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A set element's key as `nft list` prints it (`198.19.0.20 . tcp . 80`).
+fn elem_key_text(e: &nft::Expr) -> String {
+    match e {
+        nft::Expr::Concat(parts) => parts
+            .iter()
+            .map(elem_key_text)
+            .collect::<Vec<_>>()
+            .join(" . "),
+        nft::Expr::String(s) => s.clone(),
+        nft::Expr::Number(n) => n.to_string(),
+        nft::Expr::Prefix { addr, len } => format!("{}/{len}", elem_key_text(addr)),
+        nft::Expr::Range(a, b) => format!("{}-{}", elem_key_text(a), elem_key_text(b)),
+        other => format!("{other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +481,61 @@ mod tests {
                 "IPVS virtual service -t 198.19.0.10:80 has no real server: new connections to it fail",
                 "IPVS virtual service -t 198.19.0.11:80 has only real servers of weight 0 (terminating): new connections to it fail"
             ]
+        );
+    }
+
+    #[test]
+    fn nft_no_endpoint_maps() {
+        // kube-proxy's nftables mode as captured (dataplane's fixture): ns4/empty:http has no
+        // endpoints (goto reject-chain), ns6/local:http no local endpoints (drop)
+        let captured = include_str!("../../../dataplane/tests/fixtures/nft/kube-proxy.json");
+        let json = captured.split_once('\n').unwrap().1;
+        let mut b = Bundle::new(Manifest::new("n1", "t"), "B");
+        b.put(
+            FileEntry {
+                part: Part::NftRuleset,
+                file: None,
+                command: "nft -j list ruleset".into(),
+                status: FileStatus::Ok,
+                exit_code: Some(0),
+                note: None,
+                bytes: None,
+                sha256: None,
+                truncated: None,
+            },
+            Some(json.as_bytes().to_vec()),
+        );
+        let c = Cluster::new(vec![Snapshot::from_bundle(&b).unwrap()], Default::default());
+        let cx = Cx {
+            cluster: &c,
+            facts: Facts::new(&c, &[]),
+        };
+        let f = service_no_endpoints(&cx);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].summary
+                .starts_with("Service port ns4/empty:http has no ready endpoints")
+        );
+        let ev: Vec<&str> = f[0].evidence.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            ev,
+            [
+                "nft ip kube-proxy map no-endpoint-services: 198.19.0.77 . tcp . 80 comment \"ns4/empty:http\" : goto reject-chain",
+                "nft ip kube-proxy map no-endpoint-nodeports: tcp . 30077 comment \"ns4/empty:http\" : goto reject-chain",
+                "nft ip6 kube-proxy map no-endpoint-services: 2001:db8:ffff::77 . tcp . 80 comment \"ns4/empty:http\" : goto reject-chain",
+            ]
+        );
+        let f = etp_local_no_local_endpoints(&cx);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].summary
+                .starts_with("ns6/local:http has externalTrafficPolicy: Local")
+        );
+        assert_eq!(f[0].evidence.len(), 2, "{:?}", f[0].evidence);
+        assert!(
+            f[0].evidence[1]
+                .text
+                .ends_with("tcp . 31000 comment \"ns6/local:http\" : drop")
         );
     }
 }
