@@ -1,0 +1,372 @@
+//! kube-proxy-rs' own output traced by diag: for every row of kube-proxy-rs' packet-flow table
+//! (`kube-proxy-rs/tests/iptables_flows.rs`, read from its source so there is one table), the
+//! golden rules of its case (`kube-proxy-rs/tests/golden/iptables/CASE-ipv{4,6}.rules`,
+//! restored into a ruleset and printed as `iptables-save` prints it) go into a diag bundle for
+//! that table's node-a (the same links, addresses, routes and sysctls, as `ip -j` and `sysctl`
+//! print them); diag reads the bundle (`Snapshot::from_bundle`), traces the row's packet
+//! through it (`diag::cluster::trace`), and must reach the endpoints the row expects, or drop
+//! or reject it, masquerading exactly where the row says.
+//!
+//! node-a alone is the cluster, so a packet forwarded toward node-b or node-c leaves the known
+//! nodes; its destination then is the endpoint.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use dataplane::iptables::{RestoreMode, RestoreScript, Ruleset};
+use dataplane::route::{
+    Address, InterfaceAddrs, Link, Nexthop, Route, RouteProtocol, RouteState, RouteType, Rule,
+    Scope, TableId,
+};
+use dataplane::trace::{Effect, Verdict};
+use dataplane::{Family, Packet, Protocol};
+use diag::bundle::{Bundle, FileEntry, FileStatus, Manifest, Part};
+use diag::cluster::{self, Cluster, ClusterTrace, Outcome};
+use diag::snapshot::Snapshot;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|_| panic!("address {s}"))
+}
+
+/// One row of the flow table.
+#[derive(Debug)]
+struct Row {
+    case: String,
+    name: String,
+    src: String,
+    proto: Protocol,
+    dst: String,
+    dport: u16,
+    iif: Option<String>,
+    output: String,
+    masq: bool,
+}
+
+/// A Rust token the table uses: a string literal or a bare word (a constant, a number).
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut s = String::from('"');
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
+                    }
+                    s.push(c);
+                }
+                out.push(s);
+            }
+            c if c.is_alphanumeric() || c == '_' || c == ':' || c == '.' => {
+                let mut s = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_alphanumeric() || n == '_' || n == ':' || n == '.' {
+                        s.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(s);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The flow table, read from kube-proxy-rs' test source: its `const NAME: &str = "…";` and
+/// `const NAME: Option<&str> = Some("…") | None;` constants, and every `row(…)` of `FLOWS`.
+fn flow_table() -> Vec<Row> {
+    let path = repo().join("kube-proxy-rs/tests/iptables_flows.rs");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let mut consts: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for line in src.lines() {
+        let Some(rest) = line.strip_prefix("const ") else {
+            continue;
+        };
+        let Some((name, value)) = rest.split_once('=') else {
+            continue;
+        };
+        let name = name.split(':').next().unwrap().trim().to_string();
+        let value = value.trim().trim_end_matches(';');
+        if let Some(s) = value.strip_prefix("Some(\"") {
+            consts.insert(name, Some(s.trim_end_matches("\")").to_string()));
+        } else if let Some(other) = value.strip_prefix("Some(") {
+            // `Some(POD_DEV)`: a constant defined above
+            let v = consts.get(other.trim_end_matches(')')).cloned().flatten();
+            consts.insert(name, v);
+        } else if value == "None" {
+            consts.insert(name, None);
+        } else if let Some(s) = value.strip_prefix('"') {
+            consts.insert(name, Some(s.trim_end_matches('"').to_string()));
+        }
+    }
+    let start = src.find("const FLOWS: &[Flow] = &[").expect("FLOWS");
+    let end = start + src[start..].find("\n];").expect("end of FLOWS");
+    let value = |t: &str| -> Option<String> {
+        match t.strip_prefix('"') {
+            Some(s) => Some(s.to_string()),
+            None => consts
+                .get(t)
+                .unwrap_or_else(|| panic!("{}: unknown constant {t}", path.display()))
+                .clone(),
+        }
+    };
+    let mut rows = Vec::new();
+    for part in src[start..end].split("row(").skip(1) {
+        // nine columns; what follows the row (a comment) is not read
+        let t: Vec<String> = tokens(part).into_iter().take(9).collect();
+        assert_eq!(t.len(), 9, "a row of nine columns: {part}");
+        rows.push(Row {
+            case: value(&t[0]).unwrap(),
+            name: value(&t[1]).unwrap(),
+            src: value(&t[2]).unwrap(),
+            proto: match t[3].as_str() {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                p => panic!("protocol {p}"),
+            },
+            dst: value(&t[4]).unwrap(),
+            dport: t[5].parse().unwrap(),
+            iif: value(&t[6]),
+            output: value(&t[7]).unwrap(),
+            masq: t[8] == "true",
+        });
+    }
+    rows
+}
+
+const POD_DEV: &str = "cali-pods";
+
+/// node-a of the flow table (its module docs): eth0 198.18.0.1/24 and 2001:db8::a/64 toward
+/// the node network and the router (.254, ::fe), eth1 198.18.1.1/24, local pods on cali-pods,
+/// other nodes' pod CIDRs via node-b (.2, ::b) and node-c (.3, ::c).
+fn node_a_routes() -> RouteState {
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let kernel = |mut r: Route, scope: Scope, src: &str| {
+        r.protocol = Some(RouteProtocol::KERNEL);
+        r.scope = Some(scope);
+        r.prefsrc = Some(ip(src));
+        r
+    };
+    let connected = |p: &str, dev: &str, src: &str| {
+        kernel(Route::unicast(net(p), None, Some(dev)), Scope::LINK, src)
+    };
+    let local = |p: &str, dev: &str, src: &str| {
+        let mut r = Route::of_type(RouteType::Local, net(p)).in_table(TableId::LOCAL);
+        r.nexthops = vec![Nexthop::new(None, Some(dev))];
+        kernel(r, Scope::HOST, src)
+    };
+    let via = |p: &str, gw: &str| Route::unicast(net(p), Some(ip(gw)), Some("eth0"));
+    let addrs = |ifindex: u32, name: &str, list: &[(&str, u8, Scope)]| InterfaceAddrs {
+        ifindex,
+        ifname: name.into(),
+        addrs: list
+            .iter()
+            .map(|(a, len, scope)| {
+                let mut ad = Address::new(ip(a), *len);
+                ad.scope = *scope;
+                ad
+            })
+            .collect(),
+        other_addrs: Vec::new(),
+        extra: Default::default(),
+    };
+    let mut rules = Rule::defaults(Family::V4);
+    rules.extend(Rule::defaults(Family::V6));
+    let up = ["BROADCAST", "UP", "LOWER_UP"];
+    RouteState {
+        links: vec![
+            Link::new(1, "lo", &["LOOPBACK", "UP", "LOWER_UP"]),
+            Link::new(2, "eth0", &up),
+            Link::new(3, "eth1", &up),
+            Link::new(4, POD_DEV, &up),
+        ],
+        addresses: vec![
+            addrs(
+                1,
+                "lo",
+                &[("127.0.0.1", 8, Scope::HOST), ("::1", 128, Scope::HOST)],
+            ),
+            addrs(
+                2,
+                "eth0",
+                &[
+                    ("198.18.0.1", 24, Scope::GLOBAL),
+                    ("2001:db8::a", 64, Scope::GLOBAL),
+                ],
+            ),
+            addrs(3, "eth1", &[("198.18.1.1", 24, Scope::GLOBAL)]),
+        ],
+        routes: vec![
+            connected("198.18.0.0/24", "eth0", "198.18.0.1"),
+            connected("198.18.1.0/24", "eth1", "198.18.1.1"),
+            Route::unicast(net("198.18.64.0/24"), None, Some(POD_DEV)),
+            via("198.18.65.0/24", "198.18.0.2"),
+            via("198.18.66.0/24", "198.18.0.3"),
+            via("0.0.0.0/0", "198.18.0.254"),
+            connected("2001:db8::/64", "eth0", "2001:db8::a"),
+            Route::unicast(net("2001:db8:40:a::/64"), None, Some(POD_DEV)),
+            via("2001:db8:40:b::/64", "2001:db8::b"),
+            via("2001:db8:40:c::/64", "2001:db8::c"),
+            via("::/0", "2001:db8::fe"),
+            local("127.0.0.0/8", "lo", "127.0.0.1"),
+            local("127.0.0.1/32", "lo", "127.0.0.1"),
+            local("198.18.0.1/32", "eth0", "198.18.0.1"),
+            local("198.18.1.1/32", "eth1", "198.18.1.1"),
+            local("::1/128", "lo", "::1"),
+            local("2001:db8::a/128", "eth0", "2001:db8::a"),
+        ],
+        rules,
+        ..RouteState::default()
+    }
+}
+
+/// `sysctl -e` as diag collects it: forwarding on, loose rp_filter, route_localnet on.
+const SYSCTL: &str = "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.forwarding = 1\n\
+    net.ipv6.conf.all.forwarding = 1\nnet.ipv4.conf.all.rp_filter = 2\n\
+    net.ipv4.conf.all.route_localnet = 1\nnet.netfilter.nf_conntrack_tcp_be_liberal = 0\n";
+
+fn put(b: &mut Bundle, part: Part, content: String) {
+    b.put(
+        FileEntry {
+            part,
+            file: None,
+            command: part.name().into(),
+            status: FileStatus::Ok,
+            exit_code: Some(0),
+            note: None,
+            bytes: None,
+            sha256: None,
+            truncated: None,
+        },
+        Some(content.into_bytes()),
+    );
+}
+
+/// A diag bundle of node-a holding the golden rules of `case` (iptables-nft, both families),
+/// written to `dir` and read back as `diag --bundle` reads it.
+fn bundle(case: &str, dir: &Path) -> Snapshot {
+    let mut b = Bundle::new(Manifest::new("node-a", "2026-01-01T00:00:00Z"), "golden");
+    for (family, fam, part) in [
+        (Family::V4, "ipv4", Part::IptablesNftSave),
+        (Family::V6, "ipv6", Part::Ip6tablesNftSave),
+    ] {
+        let path = repo().join(format!(
+            "kube-proxy-rs/tests/golden/iptables/{case}-{fam}.rules"
+        ));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let script = RestoreScript::parse(family, &text).unwrap();
+        let mut rs = Ruleset::new(family);
+        rs.apply_restore(&script, RestoreMode { noflush: false })
+            .unwrap();
+        put(&mut b, part, rs.to_save());
+    }
+    let d = node_a_routes().to_documents();
+    for (part, doc) in [
+        (Part::IpLink, &d.link),
+        (Part::IpAddr, &d.addr),
+        (Part::IpRoute4, &d.route4),
+        (Part::IpRoute6, &d.route6),
+        (Part::IpRule4, &d.rule4),
+        (Part::IpRule6, &d.rule6),
+    ] {
+        put(&mut b, part, serde_json::to_string(doc).unwrap());
+    }
+    put(&mut b, Part::Sysctl, SYSCTL.to_string());
+    let out = dir.join(case);
+    b.write_dir(&out).unwrap();
+    let read = Bundle::read(&out).unwrap();
+    assert!(read.notes.is_empty(), "{:?}", read.notes);
+    Snapshot::from_bundle(&read).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The flow table's output words for a diag trace: the endpoints reached (a pod, or an
+/// address beyond node-a: the packet's destination as it left), `LOCAL a:p`, `DROP`, `REJECT`.
+fn output(t: &ClusterTrace) -> String {
+    let mut eps = Vec::new();
+    let mut other = Vec::new();
+    for p in &t.paths {
+        match &p.outcome {
+            Outcome::DeliveredToPod { to, .. } => eps.push(to.to_string()),
+            Outcome::LeftKnownNodes { dst, .. } => eps.push(dst.to_string()),
+            Outcome::DeliveredLocal { to, .. } => eps.push(format!("LOCAL {to}")),
+            Outcome::Dropped { .. } => other.push(
+                match p.hops.last().map(|h| &h.verdict) {
+                    Some(Verdict::Rejected { .. }) => "REJECT",
+                    _ => "DROP",
+                }
+                .to_string(),
+            ),
+            o => other.push(o.kind().to_uppercase()),
+        }
+    }
+    eps.sort();
+    eps.dedup();
+    other.sort();
+    other.dedup();
+    let mut parts = Vec::new();
+    if !eps.is_empty() {
+        parts.push(eps.join(", "));
+    }
+    parts.extend(other);
+    parts.join("; ")
+}
+
+fn masqueraded(t: &ClusterTrace) -> bool {
+    t.paths.iter().flat_map(|p| &p.hops).any(|h| {
+        h.steps.iter().any(|s| {
+            matches!(
+                s.effect,
+                Effect::Snat {
+                    masquerade: true,
+                    ..
+                }
+            )
+        })
+    })
+}
+
+#[test]
+fn diag_verdicts_match_kube_proxy_rs_flow_table() {
+    let rows = flow_table();
+    assert!(rows.len() >= 40, "the flow table has {} rows", rows.len());
+    let dir = tempfile::tempdir().unwrap();
+    let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for r in &rows {
+        let c = clusters
+            .entry(r.case.clone())
+            .or_insert_with(|| Cluster::new(vec![bundle(&r.case, dir.path())], Default::default()));
+        let mut p = Packet::with_proto(ip(&r.src), ip(&r.dst), r.proto, r.dport);
+        if let Some(i) = &r.iif {
+            p = p.arriving_on(i);
+        }
+        let t = cluster::trace(c, 0, &p, &Default::default());
+        let (out, masq) = (output(&t), masqueraded(&t));
+        if out != r.output || masq != r.masq {
+            failures.push(format!(
+                "{} / {}: diag gives {out:?} masq={masq}, the table {:?} masq={}",
+                r.case, r.name, r.output, r.masq
+            ));
+        }
+        let total: f64 =
+            t.paths.iter().map(|p| p.probability).sum::<f64>() + t.unexplored_probability;
+        assert!((total - 1.0).abs() < 1e-9, "{}: p sums to {total}", r.name);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows differ:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+}
