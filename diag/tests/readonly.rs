@@ -45,6 +45,20 @@ fn state(h: &Host) -> Vec<(String, String)> {
                             w.remove(4);
                         }
                         w.join(" ")
+                    } else if c.starts_with("ip -j neigh") {
+                        // the NUD state ages on the kernel's timers (REACHABLE -> STALE after
+                        // reachable_time, 15-45 s): compare the entries without it
+                        match serde_json::from_str::<Vec<serde_json::Value>>(l) {
+                            Ok(mut v) => {
+                                for e in &mut v {
+                                    if let Some(o) = e.as_object_mut() {
+                                        o.remove("state");
+                                    }
+                                }
+                                serde_json::to_string(&v).unwrap_or_else(|_| l.to_string())
+                            }
+                            Err(_) => l.to_string(),
+                        }
                     } else {
                         l.to_string()
                     }
