@@ -1,5 +1,5 @@
 //! kube-proxy-rs' own output traced by diag: for every row of kube-proxy-rs' packet-flow table
-//! (`kube-proxy-rs/tests/iptables_flows.rs`, read from its source so there is one table), the
+//! (`kube-proxy-rs/tests/flow_table/mod.rs`, compiled in here so there is one table), the
 //! golden rules of its case (`kube-proxy-rs/tests/golden/iptables/CASE-ipv{4,6}.rules`,
 //! restored into a ruleset and printed as `iptables-save` prints it) go into a diag bundle for
 //! that table's node-a (the same links, addresses, routes and sysctls, as `ip -j` and `sysctl`
@@ -47,100 +47,26 @@ struct Row {
     masq: bool,
 }
 
-/// A Rust token the table uses: a string literal or a bare word (a constant, a number).
-fn tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                let mut s = String::from('"');
-                for c in chars.by_ref() {
-                    if c == '"' {
-                        break;
-                    }
-                    s.push(c);
-                }
-                out.push(s);
-            }
-            c if c.is_alphanumeric() || c == '_' || c == ':' || c == '.' => {
-                let mut s = String::from(c);
-                while let Some(&n) = chars.peek() {
-                    if n.is_alphanumeric() || n == '_' || n == ':' || n == '.' {
-                        s.push(n);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                out.push(s);
-            }
-            _ => {}
-        }
-    }
-    out
-}
+/// The flow table of kube-proxy-rs' tests, one copy: its module is compiled in here too.
+#[path = "../../kube-proxy-rs/tests/flow_table/mod.rs"]
+mod kube_proxy_flows;
 
-/// The flow table, read from kube-proxy-rs' test source: its `const NAME: &str = "…";` and
-/// `const NAME: Option<&str> = Some("…") | None;` constants, and every `row(…)` of `FLOWS`.
+/// Every row of kube-proxy-rs' flow table (`flow_table::FLOWS`), owned.
 fn flow_table() -> Vec<Row> {
-    let path = repo().join("kube-proxy-rs/tests/iptables_flows.rs");
-    let src = std::fs::read_to_string(&path).unwrap();
-    let mut consts: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for line in src.lines() {
-        let Some(rest) = line.strip_prefix("const ") else {
-            continue;
-        };
-        let Some((name, value)) = rest.split_once('=') else {
-            continue;
-        };
-        let name = name.split(':').next().unwrap().trim().to_string();
-        let value = value.trim().trim_end_matches(';');
-        if let Some(s) = value.strip_prefix("Some(\"") {
-            consts.insert(name, Some(s.trim_end_matches("\")").to_string()));
-        } else if let Some(other) = value.strip_prefix("Some(") {
-            // `Some(POD_DEV)`: a constant defined above
-            let v = consts.get(other.trim_end_matches(')')).cloned().flatten();
-            consts.insert(name, v);
-        } else if value == "None" {
-            consts.insert(name, None);
-        } else if let Some(s) = value.strip_prefix('"') {
-            consts.insert(name, Some(s.trim_end_matches('"').to_string()));
-        }
-    }
-    let start = src.find("const FLOWS: &[Flow] = &[").expect("FLOWS");
-    let end = start + src[start..].find("\n];").expect("end of FLOWS");
-    let value = |t: &str| -> Option<String> {
-        match t.strip_prefix('"') {
-            Some(s) => Some(s.to_string()),
-            None => consts
-                .get(t)
-                .unwrap_or_else(|| panic!("{}: unknown constant {t}", path.display()))
-                .clone(),
-        }
-    };
-    let mut rows = Vec::new();
-    for part in src[start..end].split("row(").skip(1) {
-        // nine columns; what follows the row (a comment) is not read
-        let t: Vec<String> = tokens(part).into_iter().take(9).collect();
-        assert_eq!(t.len(), 9, "a row of nine columns: {part}");
-        rows.push(Row {
-            case: value(&t[0]).unwrap(),
-            name: value(&t[1]).unwrap(),
-            src: value(&t[2]).unwrap(),
-            proto: match t[3].as_str() {
-                "TCP" => Protocol::Tcp,
-                "UDP" => Protocol::Udp,
-                p => panic!("protocol {p}"),
-            },
-            dst: value(&t[4]).unwrap(),
-            dport: t[5].parse().unwrap(),
-            iif: value(&t[6]),
-            output: value(&t[7]).unwrap(),
-            masq: t[8] == "true",
-        });
-    }
-    rows
+    kube_proxy_flows::FLOWS
+        .iter()
+        .map(|f| Row {
+            case: f.case.to_string(),
+            name: f.name.to_string(),
+            src: f.src.to_string(),
+            proto: f.proto,
+            dst: f.dst.to_string(),
+            dport: f.dport,
+            iif: f.iif.map(str::to_string),
+            output: f.output.to_string(),
+            masq: f.masq,
+        })
+        .collect()
 }
 
 const POD_DEV: &str = "cali-pods";
