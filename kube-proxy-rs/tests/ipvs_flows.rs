@@ -11,138 +11,21 @@
 //! the client is, because IPVS has one virtual service per address and port.
 
 mod common;
-
-use std::net::IpAddr;
+mod flow_table;
 
 use dataplane::ipset::Sets;
 use dataplane::iptables::{RestoreMode, RestoreScript, Ruleset};
 use dataplane::ipvs::IpvsState;
-use dataplane::node::{Backend, NodeState, Sysctls};
-use dataplane::route::{
-    Address, InterfaceAddrs, Link, Route, RouteProtocol, RouteState, RouteType, Rule, Scope,
-    TableId,
+use dataplane::node::{Backend, NodeState};
+use dataplane::route::Link;
+use dataplane::trace::trace;
+use dataplane::{Family, Packet};
+use flow_table::{
+    ETH0, Flow, LOCAL, NODE, OUTSIDE, OUTSIDE6, POD, POD6, PODS, TCP, UDP, ip, local, masqueraded,
+    output, routes, row, sysctls,
 };
-use dataplane::trace::{Effect, Trace, Verdict, trace};
-use dataplane::{Family, Packet, Protocol};
 use kube_proxy_rs::config::Config;
 use kube_proxy_rs::render::ipvs::{IpvsOptions, IpvsPlan, jump_rules, render_ipvs};
-
-const POD_DEV: &str = "cali-pods";
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or_else(|_| panic!("address {s}"))
-}
-
-fn net(s: &str) -> ipnet::IpNet {
-    s.parse().unwrap_or_else(|_| panic!("prefix {s}"))
-}
-
-/// A connected route as the kernel adds it for an address.
-fn connected(prefix: &str, dev: &str, src: &str) -> Route {
-    let mut r = Route::unicast(net(prefix), None, Some(dev));
-    r.protocol = Some(RouteProtocol::KERNEL);
-    r.scope = Some(Scope::LINK);
-    r.prefsrc = Some(ip(src));
-    r
-}
-
-/// A `local` route of the local table, as the kernel adds it for an address.
-fn local(prefix: &str, dev: &str, src: &str) -> Route {
-    let mut r = Route::of_type(RouteType::Local, net(prefix)).in_table(TableId::LOCAL);
-    r.nexthops = vec![dataplane::route::Nexthop::new(None, Some(dev))];
-    r.protocol = Some(RouteProtocol::KERNEL);
-    r.scope = Some(Scope::HOST);
-    r.prefsrc = Some(ip(src));
-    r
-}
-
-fn via(prefix: &str, gw: &str) -> Route {
-    Route::unicast(net(prefix), Some(ip(gw)), Some("eth0"))
-}
-
-fn addrs(ifindex: u32, name: &str, list: &[(&str, u8, Scope)]) -> InterfaceAddrs {
-    InterfaceAddrs {
-        ifindex,
-        ifname: name.into(),
-        addrs: list
-            .iter()
-            .map(|(a, len, scope)| {
-                let mut ad = Address::new(ip(a), *len);
-                ad.scope = *scope;
-                ad
-            })
-            .collect(),
-        other_addrs: Vec::new(),
-        extra: Default::default(),
-    }
-}
-
-/// node-a's links, addresses and routes (see the module docs).
-fn routes() -> RouteState {
-    let mut rules = Rule::defaults(Family::V4);
-    rules.extend(Rule::defaults(Family::V6));
-    RouteState {
-        links: vec![
-            Link::new(1, "lo", &["LOOPBACK", "UP", "LOWER_UP"]),
-            Link::new(2, "eth0", &["BROADCAST", "UP", "LOWER_UP"]),
-            Link::new(3, "eth1", &["BROADCAST", "UP", "LOWER_UP"]),
-            Link::new(4, POD_DEV, &["BROADCAST", "UP", "LOWER_UP"]),
-            Link::new(5, "kube-ipvs0", &["BROADCAST", "NOARP"]),
-        ],
-        addresses: vec![
-            addrs(
-                1,
-                "lo",
-                &[("127.0.0.1", 8, Scope::HOST), ("::1", 128, Scope::HOST)],
-            ),
-            addrs(
-                2,
-                "eth0",
-                &[
-                    ("198.18.0.1", 24, Scope::GLOBAL),
-                    ("2001:db8::a", 64, Scope::GLOBAL),
-                ],
-            ),
-            addrs(3, "eth1", &[("198.18.1.1", 24, Scope::GLOBAL)]),
-        ],
-        routes: vec![
-            connected("198.18.0.0/24", "eth0", "198.18.0.1"),
-            connected("198.18.1.0/24", "eth1", "198.18.1.1"),
-            Route::unicast(net("198.18.64.0/24"), None, Some(POD_DEV)),
-            via("198.18.65.0/24", "198.18.0.2"),
-            via("198.18.66.0/24", "198.18.0.3"),
-            via("0.0.0.0/0", "198.18.0.254"),
-            connected("2001:db8::/64", "eth0", "2001:db8::a"),
-            Route::unicast(net("2001:db8:40:a::/64"), None, Some(POD_DEV)),
-            via("2001:db8:40:b::/64", "2001:db8::b"),
-            via("2001:db8:40:c::/64", "2001:db8::c"),
-            via("::/0", "2001:db8::fe"),
-            local("127.0.0.0/8", "lo", "127.0.0.1"),
-            local("127.0.0.1/32", "lo", "127.0.0.1"),
-            local("198.18.0.1/32", "eth0", "198.18.0.1"),
-            local("198.18.1.1/32", "eth1", "198.18.1.1"),
-            local("::1/128", "lo", "::1"),
-            local("2001:db8::a/128", "eth0", "2001:db8::a"),
-        ],
-        rules,
-        ..RouteState::default()
-    }
-}
-
-fn sysctls() -> Sysctls {
-    let mut s = Sysctls::new();
-    for (k, v) in [
-        ("net.ipv4.ip_forward", "1"),
-        ("net.ipv4.conf.all.forwarding", "1"),
-        ("net.ipv6.conf.all.forwarding", "1"),
-        ("net.ipv4.conf.all.rp_filter", "2"),
-        ("net.ipv4.conf.all.route_localnet", "1"),
-        ("net.netfilter.nf_conntrack_tcp_be_liberal", "0"),
-    ] {
-        s.set(k, v);
-    }
-    s
-}
 
 /// The node's interface addresses (what the sync layer reads from the kernel).
 const NODE_ADDRESSES: &[&str] = &["198.18.0.1", "198.18.1.1", "2001:db8::a"];
@@ -167,6 +50,9 @@ fn plan(case: &str, family: Family) -> IpvsPlan {
 /// node-a carrying both families' plans of `case`.
 fn node(case: &str) -> NodeState {
     let mut routes = routes();
+    routes
+        .links
+        .push(Link::new(5, "kube-ipvs0", &["BROADCAST", "NOARP"]));
     let mut ipvs = IpvsState::default();
     let mut sets = String::new();
     let mut rulesets = Vec::new();
@@ -226,101 +112,6 @@ fn node(case: &str) -> NodeState {
     }
     n.with_ipvs(ipvs).with_ipsets(Sets::parse(&sets).unwrap())
 }
-
-/// upstream's flow-test output: the distinct endpoints reached (`a:p, b:p`; local delivery
-/// as `LOCAL a:p`), or `DROP` / `REJECT` / another verdict kind, joined with `; ` when paths
-/// differ.
-fn output(t: &Trace) -> String {
-    let mut eps = Vec::new();
-    let mut other = Vec::new();
-    for p in &t.paths {
-        match &p.verdict {
-            Verdict::Forwarded { dst, .. } => eps.push(dst.to_string()),
-            Verdict::Delivered { to, .. } => eps.push(format!("LOCAL {to}")),
-            Verdict::Dropped { .. } => other.push("DROP".to_string()),
-            Verdict::Rejected { .. } => other.push("REJECT".to_string()),
-            v => other.push(v.kind().to_uppercase()),
-        }
-    }
-    eps.sort();
-    eps.dedup();
-    other.sort();
-    other.dedup();
-    let mut parts = Vec::new();
-    if !eps.is_empty() {
-        parts.push(eps.join(", "));
-    }
-    parts.extend(other);
-    parts.join("; ")
-}
-
-/// Whether a MASQUERADE rewrote the source on some path.
-fn masqueraded(t: &Trace) -> bool {
-    t.paths.iter().any(|p| {
-        p.steps.iter().any(|s| {
-            matches!(
-                s.effect,
-                Effect::Snat {
-                    masquerade: true,
-                    ..
-                }
-            )
-        })
-    })
-}
-
-/// One row: a packet and what should become of it.
-struct Flow {
-    case: &'static str,
-    name: &'static str,
-    src: &'static str,
-    proto: Protocol,
-    dst: &'static str,
-    dport: u16,
-    /// Arriving interface; `None`: sent by the node itself.
-    iif: Option<&'static str>,
-    output: &'static str,
-    masq: bool,
-}
-
-const TCP: Protocol = Protocol::Tcp;
-const UDP: Protocol = Protocol::Udp;
-/// A client outside the cluster, behind the router.
-const OUTSIDE: &str = "198.18.200.7";
-const OUTSIDE6: &str = "2001:db8:200::7";
-/// A pod on node-a (not an endpoint).
-const POD: &str = "198.18.64.99";
-const POD6: &str = "2001:db8:40:a::99";
-const NODE: &str = "0.0.0.0";
-
-#[allow(clippy::too_many_arguments)] // one argument per column
-const fn row(
-    case: &'static str,
-    name: &'static str,
-    src: &'static str,
-    proto: Protocol,
-    dst: &'static str,
-    dport: u16,
-    iif: Option<&'static str>,
-    output: &'static str,
-    masq: bool,
-) -> Flow {
-    Flow {
-        case,
-        name,
-        src,
-        proto,
-        dst,
-        dport,
-        iif,
-        output,
-        masq,
-    }
-}
-
-const ETH0: Option<&str> = Some("eth0");
-const PODS: Option<&str> = Some(POD_DEV);
-const LOCAL: Option<&str> = None;
 
 #[rustfmt::skip]
 const FLOWS: &[Flow] = &[

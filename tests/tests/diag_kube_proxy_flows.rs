@@ -15,10 +15,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use dataplane::iptables::{RestoreMode, RestoreScript, Ruleset};
-use dataplane::route::{
-    Address, InterfaceAddrs, Link, Nexthop, Route, RouteProtocol, RouteState, RouteType, Rule,
-    Scope, TableId,
-};
 use dataplane::trace::{Effect, Verdict};
 use dataplane::{Family, Packet, Protocol};
 use diag::bundle::{Bundle, FileEntry, FileStatus, Manifest, Part};
@@ -69,92 +65,6 @@ fn flow_table() -> Vec<Row> {
         .collect()
 }
 
-const POD_DEV: &str = "cali-pods";
-
-/// node-a of the flow table (its module docs): eth0 198.18.0.1/24 and 2001:db8::a/64 toward
-/// the node network and the router (.254, ::fe), eth1 198.18.1.1/24, local pods on cali-pods,
-/// other nodes' pod CIDRs via node-b (.2, ::b) and node-c (.3, ::c).
-fn node_a_routes() -> RouteState {
-    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
-    let kernel = |mut r: Route, scope: Scope, src: &str| {
-        r.protocol = Some(RouteProtocol::KERNEL);
-        r.scope = Some(scope);
-        r.prefsrc = Some(ip(src));
-        r
-    };
-    let connected = |p: &str, dev: &str, src: &str| {
-        kernel(Route::unicast(net(p), None, Some(dev)), Scope::LINK, src)
-    };
-    let local = |p: &str, dev: &str, src: &str| {
-        let mut r = Route::of_type(RouteType::Local, net(p)).in_table(TableId::LOCAL);
-        r.nexthops = vec![Nexthop::new(None, Some(dev))];
-        kernel(r, Scope::HOST, src)
-    };
-    let via = |p: &str, gw: &str| Route::unicast(net(p), Some(ip(gw)), Some("eth0"));
-    let addrs = |ifindex: u32, name: &str, list: &[(&str, u8, Scope)]| InterfaceAddrs {
-        ifindex,
-        ifname: name.into(),
-        addrs: list
-            .iter()
-            .map(|(a, len, scope)| {
-                let mut ad = Address::new(ip(a), *len);
-                ad.scope = *scope;
-                ad
-            })
-            .collect(),
-        other_addrs: Vec::new(),
-        extra: Default::default(),
-    };
-    let mut rules = Rule::defaults(Family::V4);
-    rules.extend(Rule::defaults(Family::V6));
-    let up = ["BROADCAST", "UP", "LOWER_UP"];
-    RouteState {
-        links: vec![
-            Link::new(1, "lo", &["LOOPBACK", "UP", "LOWER_UP"]),
-            Link::new(2, "eth0", &up),
-            Link::new(3, "eth1", &up),
-            Link::new(4, POD_DEV, &up),
-        ],
-        addresses: vec![
-            addrs(
-                1,
-                "lo",
-                &[("127.0.0.1", 8, Scope::HOST), ("::1", 128, Scope::HOST)],
-            ),
-            addrs(
-                2,
-                "eth0",
-                &[
-                    ("198.18.0.1", 24, Scope::GLOBAL),
-                    ("2001:db8::a", 64, Scope::GLOBAL),
-                ],
-            ),
-            addrs(3, "eth1", &[("198.18.1.1", 24, Scope::GLOBAL)]),
-        ],
-        routes: vec![
-            connected("198.18.0.0/24", "eth0", "198.18.0.1"),
-            connected("198.18.1.0/24", "eth1", "198.18.1.1"),
-            Route::unicast(net("198.18.64.0/24"), None, Some(POD_DEV)),
-            via("198.18.65.0/24", "198.18.0.2"),
-            via("198.18.66.0/24", "198.18.0.3"),
-            via("0.0.0.0/0", "198.18.0.254"),
-            connected("2001:db8::/64", "eth0", "2001:db8::a"),
-            Route::unicast(net("2001:db8:40:a::/64"), None, Some(POD_DEV)),
-            via("2001:db8:40:b::/64", "2001:db8::b"),
-            via("2001:db8:40:c::/64", "2001:db8::c"),
-            via("::/0", "2001:db8::fe"),
-            local("127.0.0.0/8", "lo", "127.0.0.1"),
-            local("127.0.0.1/32", "lo", "127.0.0.1"),
-            local("198.18.0.1/32", "eth0", "198.18.0.1"),
-            local("198.18.1.1/32", "eth1", "198.18.1.1"),
-            local("::1/128", "lo", "::1"),
-            local("2001:db8::a/128", "eth0", "2001:db8::a"),
-        ],
-        rules,
-        ..RouteState::default()
-    }
-}
-
 /// `sysctl -e` as diag collects it: forwarding on, loose rp_filter, route_localnet on.
 const SYSCTL: &str = "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.forwarding = 1\n\
     net.ipv6.conf.all.forwarding = 1\nnet.ipv4.conf.all.rp_filter = 2\n\
@@ -196,7 +106,7 @@ fn bundle(case: &str, dir: &Path) -> Snapshot {
             .unwrap();
         put(&mut b, part, rs.to_save());
     }
-    let d = node_a_routes().to_documents();
+    let d = kube_proxy_flows::routes().to_documents();
     for (part, doc) in [
         (Part::IpLink, &d.link),
         (Part::IpAddr, &d.addr),
