@@ -88,7 +88,7 @@ fn cluster_ip_service_layout() {
         "table ip kube-proxy {",
         "198.19.1.0 . tcp . 80 : goto service-",
         "ip daddr 198.19.1.0 tcp dport 80 ip saddr != 198.18.64.0/18 jump mark-for-masquerade",
-        "numgen random mod 2 vmap { 0 : goto endpoint-",
+        "numgen random mod 2 0 goto endpoint-",
         "meta l4proto tcp dnat to 198.18.64.0:8080",
         "ip daddr . meta l4proto . th dport vmap @service-ips",
         "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
@@ -218,5 +218,56 @@ fn endpoint_change_rewrites_the_service_chain_only() {
     );
     assert_eq!(tx.deleted_chains.len(), 1, "{}", tx.text);
     assert_eq!(tx.written_chains, 1, "{}", tx.text);
-    assert!(tx.text.contains("numgen random mod 1 vmap"), "{}", tx.text);
+    assert!(tx.text.contains("goto endpoint-"), "{}", tx.text);
+}
+
+/// The endpoint pick: a cascade whose rule i takes 1/(n-i) of what reaches it (so 1/n of
+/// all), the last a plain goto; above [`service::CASCADE_MAX`] one anonymous numgen vmap.
+#[test]
+fn endpoint_pick_is_a_uniform_cascade_and_a_vmap_for_large_lists() {
+    use dataplane::nft::NftFamily;
+    let names: Vec<String> = (0..=service::CASCADE_MAX)
+        .map(|i| format!("ep{i}"))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let lines = |targets: &[&str]| -> Vec<String> {
+        service::balance(targets)
+            .iter()
+            .map(|r| r.to_text(NftFamily::Ip).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        lines(&refs[..3]),
+        [
+            "numgen random mod 3 0 goto ep0",
+            "numgen random mod 2 0 goto ep1",
+            "goto ep2"
+        ]
+    );
+    assert_eq!(lines(&refs[..1]), ["goto ep0"]);
+    // each target's share: what reaches its rule times 1/modulus (all of it at the last)
+    let n = service::CASCADE_MAX;
+    let cascade = lines(&refs[..n]);
+    assert_eq!(cascade.len(), n);
+    let mut left = 1.0_f64;
+    for (i, line) in cascade.iter().enumerate() {
+        let modulus: f64 = match line.strip_prefix("numgen random mod ") {
+            Some(rest) => rest.split(' ').next().unwrap().parse().unwrap(),
+            None => 1.0,
+        };
+        assert!(line.ends_with(&format!("goto ep{i}")), "{line}");
+        let share = left / modulus;
+        assert!((share - 1.0 / n as f64).abs() < 1e-12, "{line}: {share}");
+        left -= share;
+    }
+    let big = lines(&refs);
+    assert_eq!(big.len(), 1, "{big:?}");
+    assert!(
+        big[0].starts_with(&format!(
+            "numgen random mod {} vmap {{ 0 : goto ep0, 1 : goto ep1",
+            n + 1
+        )),
+        "{}",
+        big[0]
+    );
 }
