@@ -56,6 +56,7 @@ pub const CASES: &[Case] = &[
     case("list", &["manifests/list.yaml"]),
     case("etp-local-remote", &["render/etp-local-remote.yaml"]),
     case("external-v6", &["render/external-v6.yaml"]),
+    case("lb-node-blocked", &["render/lb-node-blocked.yaml"]),
     case("all", ALL_FILES),
     Case {
         name: "masquerade-all",

@@ -290,12 +290,19 @@ pub const FLOWS: &[Flow] = &[
         "198.19.255.200", TCP, "198.19.255.12", 443, ETH0, "198.18.65.12:8443", true),
     row("loadbalancer", "LB IP from the node network (allowed)",
         "198.18.0.50", TCP, "198.19.255.12", 443, ETH0, "198.18.65.12:8443", true),
+    row("loadbalancer", "LB IP from the node (its address is in the ranges)",
+        NODE, TCP, "198.19.255.12", 443, LOCAL, "198.18.65.12:8443", true),
     row("loadbalancer", "LB IP from a blocked source: DROP",
         OUTSIDE, TCP, "198.19.255.12", 443, ETH0, "DROP", false),
     row("loadbalancer", "node port ignores source ranges",
         OUTSIDE, TCP, "198.18.0.1", 30443, ETH0, "198.18.65.12:8443", true),
     row("loadbalancer", "ipMode Proxy ingress is not captured",
         OUTSIDE, TCP, "198.19.255.13", 443, ETH0, "198.19.255.13:443", false),
+    // loadBalancerSourceRanges 198.19.255.128/25 only: not the node's own address.
+    row("lb-node-blocked", "LB IP from the node, its address not in the ranges: DROP",
+        NODE, TCP, "198.19.255.60", 443, LOCAL, "DROP", false),
+    row("lb-node-blocked", "LB IP from an allowed range",
+        "198.19.255.200", TCP, "198.19.255.60", 443, ETH0, "198.18.65.60:8443", true),
     // externalIPs, affinity, no endpoints.
     row("externalip", "external IP from outside",
         OUTSIDE, TCP, "198.19.255.15", 80, ETH0, "198.18.65.15:8080", true),
@@ -372,6 +379,52 @@ pub const NFT_DIFFERS: &[Override] = &[
         "etp-local-remote",
         "external IP from the node still works, masqueraded",
         "DROP",
+        false,
+    ),
+];
+
+/// Where IPVS mode differs from iptables mode on purpose, each with its reason.
+pub const IPVS_DIFFERS: &[Override] = &[
+    // KUBE-IPVS-FILTER rejects new connections to an address on kube-ipvs0 on a port no
+    // Service has (upstream #72236; nftables mode rejects them too).
+    (
+        "clusterip",
+        "cluster IP, another port: not a service",
+        "REJECT",
+        false,
+    ),
+    // IPVS has one virtual service per address and port, so an external address uses the
+    // external policy's endpoints whoever the client is: with eTP Local, the local endpoint
+    // only, and the node's own connection is not masqueraded (KUBE-LOAD-BALANCER-LOCAL
+    // returns before KUBE-MARK-MASQ), as upstream's IPVS mode.
+    (
+        "lb-local",
+        "LB IP from a local pod: short-circuit to all endpoints",
+        "198.18.64.14:8080",
+        false,
+    ),
+    (
+        "lb-local",
+        "LB IP from the node: all endpoints, masqueraded",
+        "198.18.64.14:8080",
+        false,
+    ),
+    // eTP Local without a local endpoint: the external virtual services have no real
+    // server and new connections are refused for every client, pods and the node too (no
+    // fallback to the other nodes' endpoints, on purpose: upstream falls back for everyone,
+    // #97081, which breaks external clients). A pod's connection meets KUBE-EXTERNAL-SERVICES'
+    // DROP in INPUT; the node's own meets the empty virtual service first, at LOCAL_OUT
+    // before filter OUTPUT, and IPVS answers port unreachable (`ip_vs_leave`).
+    (
+        "etp-local-remote",
+        "LB IP from a local pod still works",
+        "DROP",
+        false,
+    ),
+    (
+        "etp-local-remote",
+        "external IP from the node still works, masqueraded",
+        "REJECT",
         false,
     ),
 ];

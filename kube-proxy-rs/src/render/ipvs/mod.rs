@@ -19,6 +19,8 @@
 //!          POSTROUTING ─> KUBE-POSTROUTING (hairpin KUBE-LOOP-BACK, marked traffic: MASQUERADE)
 //!   filter INPUT/FORWARD/OUTPUT ─> KUBE-SERVICES, KUBE-EXTERNAL-SERVICES (REJECT / DROP),
 //!          INPUT ─> KUBE-IPVS-FILTER, KUBE-NODE-PORT (health checks), KUBE-PROXY-FIREWALL
+//!          OUTPUT ─> KUBE-IPVS-OUT-FILTER (the node to an LB IP whose source ranges leave
+//!                    it out: DROP, upstream #119656)
 //! ```
 //! Every address and port gets its virtual service, also without real servers (so servers
 //! that leave can drain, see `apply::ipvs`). Better than upstream, on purpose: new
@@ -154,7 +156,7 @@ impl IpvsPlan {
 /// on every full sync (upstream `iptablesJumpChain` of the IPVS proxier, plus the filter
 /// jumps our REJECT / DROP chains need: in IPVS mode a packet to a VIP is delivered locally,
 /// so INPUT sees it with its original destination).
-pub const IPVS_JUMP_RULES: [JumpRule; 11] = [
+pub const IPVS_JUMP_RULES: [JumpRule; 12] = [
     jr(
         "nat",
         "OUTPUT",
@@ -208,6 +210,13 @@ pub const IPVS_JUMP_RULES: [JumpRule; 11] = [
         "filter",
         "INPUT",
         "KUBE-IPVS-FILTER",
+        "kubernetes ipvs access filter",
+        false,
+    ),
+    jr(
+        "filter",
+        "OUTPUT",
+        "KUBE-IPVS-OUT-FILTER",
         "kubernetes ipvs access filter",
         false,
     ),
@@ -284,7 +293,7 @@ pub const NAT_CHAINS: [&str; 5] = [
 ];
 
 /// The filter chains IPVS mode writes.
-pub const FILTER_CHAINS: [&str; 7] = [
+pub const FILTER_CHAINS: [&str; 8] = [
     "KUBE-SERVICES",
     "KUBE-EXTERNAL-SERVICES",
     "KUBE-FORWARD",
@@ -292,6 +301,7 @@ pub const FILTER_CHAINS: [&str; 7] = [
     "KUBE-PROXY-FIREWALL",
     "KUBE-SOURCE-RANGES-FIREWALL",
     "KUBE-IPVS-FILTER",
+    "KUBE-IPVS-OUT-FILTER",
 ];
 
 /// What one service port needs beyond its virtual services: the filter verdicts.
@@ -386,6 +396,16 @@ pub fn node_port_ips(state: &ProxyState, opts: &IpvsOptions) -> Vec<IpAddr> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Whether this node's IP (of the family) is in the service's `loadBalancerSourceRanges`
+/// (upstream `allowFromNode`; no known node IP: not allowed).
+pub(crate) fn node_allowed(state: &ProxyState, svc: &ServicePort) -> bool {
+    state.node.primary_ip.is_some_and(|n| {
+        svc.load_balancer_source_ranges
+            .iter()
+            .any(|c| c.contains(&n))
+    })
 }
 
 fn virtual_service(
@@ -487,6 +507,15 @@ pub fn render_ipvs(state: &ProxyState, opts: &IpvsOptions) -> IpvsPlan {
                     add(
                         SetName::LoadBalancerSourceCidr,
                         format!("{},{c}", ipport(ip)),
+                    );
+                }
+                // The node reaches the LB IP from the LB IP itself (its local route's
+                // source): allowed when the node's IP is in the ranges (upstream
+                // `allowFromNode`); otherwise KUBE-IPVS-OUT-FILTER drops it (rules.rs).
+                if node_allowed(state, svc) {
+                    add(
+                        SetName::LoadBalancerSourceIp,
+                        format!("{},{ip}", ipport(ip)),
                     );
                 }
             }

@@ -100,7 +100,14 @@ pub(super) fn render_rules(
     );
     nat.rule("KUBE-MARK-MASQ", &format!("-j MARK --or-mark {mark}"));
 
-    // nat KUBE-SERVICES: masquerade decisions by set, then the node ports.
+    // nat KUBE-SERVICES: connections from loopback leave first (upstream: "dismiss connects
+    // to localhost early"; IPVS mode has no localhost node ports), then masquerade decisions
+    // by set, then the node ports.
+    let loopback = match state.family {
+        Family::V4 => "127.0.0.0/8",
+        Family::V6 => "::1/128",
+    };
+    nat.rule("KUBE-SERVICES", &format!("-s {loopback} -j RETURN"));
     let cluster_comment = format!("-m comment --comment \"{}\"", SetName::ClusterIp.comment());
     if has(sets, SetName::ClusterIp) {
         let rest = if opts.masquerade_all {
@@ -321,6 +328,31 @@ pub(super) fn render_rules(
             }
         }
         filter.rule("KUBE-SOURCE-RANGES-FIREWALL", "-j DROP");
+    }
+
+    // filter KUBE-IPVS-OUT-FILTER: the node's own connections to an LB IP whose source
+    // ranges leave the node out (upstream #119656). IPVS schedules them at LOCAL_OUT,
+    // before filter OUTPUT and without INPUT's firewall, so the match is on the connection's
+    // original destination (upstream: `-m ipvs --vaddr --vport`; with `vs/conntrack=1`
+    // conntrack's original tuple holds the same) and the source the LB IP's local route
+    // gives (the LB IP itself).
+    for p in ports {
+        let svc = p.svc;
+        if svc.load_balancer_source_ranges.is_empty() || super::node_allowed(state, svc) {
+            continue;
+        }
+        let pn = proto_name(svc.protocol);
+        for ip in &svc.load_balancer_ips {
+            filter.rule(
+                "KUBE-IPVS-OUT-FILTER",
+                &format!(
+                    "-s {h} -p {pn} -m comment --comment \"{} node not in loadBalancerSourceRanges\" -m conntrack --ctorigdst {h} --ctorigdstport {} -j DROP",
+                    p.name,
+                    svc.port,
+                    h = host(*ip)
+                ),
+            );
+        }
     }
 
     // filter KUBE-IPVS-FILTER: new connections to a VIP on a port no service has.

@@ -261,20 +261,27 @@ pub(super) fn write_port(
         }
         nets.sort_by_key(|n| (n.network(), n.prefix_len()));
         nets.dedup();
-        let sources: Vec<SetElem> = nets
+        let mut sources: Vec<Expr> = nets
             .iter()
             .map(|n| {
-                SetElem::key(if n.prefix_len() == n.max_prefix_len() {
+                if n.prefix_len() == n.max_prefix_len() {
                     addr(n.addr())
                 } else {
                     Expr::prefix(n.trunc())
-                })
+                }
             })
             .collect();
+        // One range is written as a value, not a one-element set: nft lists `{ x }` as `x`,
+        // and the render must equal the kernel's listing.
+        let allowed = if sources.len() == 1 {
+            sources.remove(0)
+        } else {
+            Expr::Set(sources.into_iter().map(SetElem::key).collect())
+        };
         t.chains.push(Chain::regular(
             fw_chain.clone(),
             vec![Rule::new(vec![
-                Stmt::ne(saddr(f), Expr::Set(sources)),
+                Stmt::ne(saddr(f), allowed),
                 Stmt::Verdict(Verdict::Drop),
             ])],
         ));
