@@ -5,16 +5,19 @@
 //!   prepare(): sysctls (vs/conntrack=1, expire_nodest_conn=1, …, strict ARP), ip_vs timeouts
 //!   proxiers(): IpvsProxier(IPv4) [+ IPv6] over netlink, rtnetlink, ipset, iptables
 //!        └──> Engine<DynProxier> ──> the same driver, health and metrics as iptables mode
+//!   cleanup(): what IPVS mode left (iptables/nftables mode start, --cleanup)
 //! ```
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dataplane::Family;
-use kube_proxy_rs::apply::Backend;
-use kube_proxy_rs::apply::IptablesExec;
-use kube_proxy_rs::apply::ipvs::{IpsetExec, IpvsNetlink, IpvsProxier, KernelLink};
-use kube_proxy_rs::config::Config;
+use kube_proxy_rs::apply::ipvs::cleanup as ipvs_cleanup;
+use kube_proxy_rs::apply::ipvs::{
+    IpsetExec, IpvsError, IpvsKernel, IpvsNetlink, IpvsProxier, KernelLink,
+};
+use kube_proxy_rs::apply::{Backend, IptablesExec, RuleWriter};
+use kube_proxy_rs::config::{Config, IptablesBackend};
 use kube_proxy_rs::model;
 use kube_proxy_rs::render::ipvs::{IpvsOptions, render_ipvs};
 use kube_proxy_rs::sync::{DynProxier, family_name};
@@ -92,4 +95,77 @@ pub(crate) fn dry_run(cfg: &Config, node_name: &str, objects: &Objects) -> Strin
         out.push_str(&render_ipvs(b.state(family), &opts).to_text());
     }
     out
+}
+
+/// Removes what IPVS mode left (`apply::ipvs::cleanup`): with `always` false (a mode
+/// switch) only when it left something (`kube-ipvs0`, its ipsets or its chains). Every
+/// iptables backend and family that works is cleaned (the one forced by
+/// `--iptables-backend`). False if a step failed.
+pub(crate) fn cleanup(cfg: &Config, always: bool) -> bool {
+    let backends: &[Backend] = match cfg.iptables_backend {
+        IptablesBackend::Legacy => &[Backend::Legacy],
+        IptablesBackend::Nft => &[Backend::Nft],
+        IptablesBackend::Auto => &[Backend::Nft, Backend::Legacy],
+    };
+    let mut writers: Vec<(String, IptablesExec)> = Vec::new();
+    for &b in backends {
+        for family in [Family::V4, Family::V6] {
+            let mut w = IptablesExec::new(family, b);
+            if w.save("filter").is_ok() {
+                writers.push((format!("{} {b}", family_name(family)), w));
+            }
+        }
+    }
+    let mut rules: Vec<(String, &mut dyn RuleWriter)> = writers
+        .iter_mut()
+        .map(|(n, w)| (n.clone(), w as &mut dyn RuleWriter))
+        .collect();
+    let mut link = match KernelLink::open() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("IPVS mode cleanup: {e}");
+            return false;
+        }
+    };
+    let mut sets = IpsetExec;
+    if !always && !ipvs_cleanup::leftovers(&mut link, &mut sets, &mut rules) {
+        return true;
+    }
+    let mut kernel = match IpvsNetlink::open() {
+        Ok(k) => Some(k),
+        // No ip_vs: no virtual services (opening does not load the module).
+        Err(IpvsError::NoFamily { .. }) => None,
+        Err(e) => {
+            tracing::error!("IPVS mode cleanup: {e}");
+            None
+        }
+    };
+    let done = ipvs_cleanup::cleanup(
+        kernel.as_mut().map(|k| k as &mut dyn IpvsKernel),
+        &mut link,
+        &mut sets,
+        &mut rules,
+        &cfg.ipvs.exclude_cidrs,
+    );
+    for (writer, c) in &done.rules {
+        if c.jump_rules > 0 || !c.chains.is_empty() {
+            tracing::info!(
+                "removed IPVS mode's rules from {writer}: {} jump rules, {} chains",
+                c.jump_rules,
+                c.chains.len()
+            );
+        }
+    }
+    if !(done.services.is_empty() && done.sets.is_empty() && !done.link) {
+        tracing::info!(
+            "removed what IPVS mode left: {} virtual services, {} ipsets, kube-ipvs0 {}",
+            done.services.len(),
+            done.sets.len(),
+            if done.link { "deleted" } else { "absent" }
+        );
+    }
+    for e in &done.errors {
+        tracing::error!("IPVS mode cleanup: {e}");
+    }
+    done.errors.is_empty()
 }

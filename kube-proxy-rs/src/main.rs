@@ -1,7 +1,8 @@
 //! `kube-proxy-rs`: flags in, a running proxy (or one sync, a dry run, a cleanup) out.
 //!
 //! ```text
-//!   Config::load ──> --cleanup   ──> every mode's rules removed (iptables chains, nft tables), exit
+//!   Config::load ──> --cleanup   ──> every mode's state removed (IPVS services, kube-ipvs0 and
+//!                                    ipsets, iptables chains, nft tables), exit
 //!                ──> --dry-run   ──> objects once ──> render ──> stdout (touches nothing)
 //!                ──> the other modes' leftovers removed (mode switch), proxiers of the mode
 //!                    (iptables: backend detection; IPv4, IPv6 when usable), ctnetlink
@@ -157,8 +158,9 @@ fn run(cfg: Config) -> Result<ExitCode> {
     rt.block_on(daemon(cfg, node_name, host))
 }
 
-/// nftables mode's proxiers, after removing what iptables mode left (mode switch).
+/// nftables mode's proxiers, after removing what IPVS and iptables mode left (mode switch).
 fn nftables_proxiers(cfg: &Config) -> Vec<DynProxier> {
+    ipvs_main::cleanup(cfg, false);
     if let Err(e) = cleanup_iptables(cfg, true) {
         tracing::warn!("removing iptables mode's rules: {e:#}");
     }
@@ -188,10 +190,11 @@ fn detect_backend(cfg: &Config) -> Result<apply::BackendChoice> {
     Ok(choice)
 }
 
-/// iptables mode's proxiers (after removing what nftables mode left): IPv4, and IPv6 when
-/// ip6tables works.
+/// iptables mode's proxiers (after removing what nftables and IPVS mode left): IPv4, and
+/// IPv6 when ip6tables works.
 fn iptables_proxiers(cfg: &Config) -> Result<Vec<DynProxier>> {
     cleanup_nftables();
+    ipvs_main::cleanup(cfg, false);
     let choice = detect_backend(cfg)?;
     let mut opts = RenderOptions::from_config(cfg);
     opts.conntrack_tcp_be_liberal |=
@@ -327,12 +330,14 @@ fn dry_run(cfg: &Config, node_name: &str, objects: &Objects) -> String {
     out
 }
 
-/// `--cleanup`: removes every mode's rules: iptables mode's from every backend that has
-/// them (or the one forced), nftables mode's tables; both families.
+/// `--cleanup`: removes every mode's state: IPVS mode's (virtual services, `kube-ipvs0`,
+/// ipsets, its chains), iptables mode's rules from every backend that has them (or the one
+/// forced), nftables mode's tables; both families.
 fn cleanup(cfg: &Config) -> Result<ExitCode> {
+    let ipvs_failed = !ipvs_main::cleanup(cfg, true);
     let nft_failed = !cleanup_nftables();
     let failed = cleanup_iptables(cfg, cfg.iptables_backend == IptablesBackend::Auto).is_err();
-    Ok(if failed || nft_failed {
+    Ok(if failed || nft_failed || ipvs_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -24,7 +24,9 @@ use std::fmt;
 
 use dataplane::Family;
 
-use crate::render::iptables::{CANARY_CHAIN, CANARY_TABLES, JUMP_RULES, is_service_chain};
+use crate::render::iptables::{
+    CANARY_CHAIN, CANARY_TABLES, JUMP_RULES, JumpRule, is_service_chain,
+};
 
 pub use backend::{Backend, BackendChoice, detect_backend};
 pub use exec::IptablesExec;
@@ -207,8 +209,19 @@ pub struct Cleanup {
 /// and filter, flushed and deleted in one restore per table. Other software's chains and
 /// rules are left alone.
 pub fn cleanup(w: &mut dyn RuleWriter) -> Result<Cleanup, ApplyError> {
+    cleanup_chains(w, JUMP_RULES.iter(), is_our_chain)
+}
+
+/// Deletes `jumps` from the built-in chains (every copy), then flushes and deletes (`-X`)
+/// the chains `ours` accepts in mangle, nat and filter, one restore per table: the shared
+/// part of each mode's cleanup.
+pub fn cleanup_chains<'a>(
+    w: &mut dyn RuleWriter,
+    jumps: impl Iterator<Item = &'a JumpRule>,
+    ours: impl Fn(&str) -> bool,
+) -> Result<Cleanup, ApplyError> {
     let mut done = Cleanup::default();
-    for j in &JUMP_RULES {
+    for j in jumps {
         // A rule may have been inserted more than once (e.g. by a buggy iptables -C).
         while w.delete_rule(j.table, j.from, &j.args())? {
             done.jump_rules += 1;
@@ -216,25 +229,25 @@ pub fn cleanup(w: &mut dyn RuleWriter) -> Result<Cleanup, ApplyError> {
     }
     for table in ["mangle", "nat", "filter"] {
         let save = w.save(table)?;
-        let ours: Vec<&str> = declared_chains(&save)
+        let found: Vec<&str> = declared_chains(&save)
             .into_iter()
-            .filter(|c| is_our_chain(c))
+            .filter(|c| ours(c))
             .collect();
-        if ours.is_empty() {
+        if found.is_empty() {
             continue;
         }
         // Declaring a chain flushes it; once all are empty, none references another.
         let mut input = format!("*{table}\n");
-        for c in &ours {
+        for c in &found {
             input.push_str(&format!(":{c} - [0:0]\n"));
         }
-        for c in &ours {
+        for c in &found {
             input.push_str(&format!("-X {c}\n"));
         }
         input.push_str("COMMIT\n");
         w.restore(&input)?;
         done.chains
-            .extend(ours.iter().map(|c| format!("{table}/{c}")));
+            .extend(found.iter().map(|c| format!("{table}/{c}")));
     }
     Ok(done)
 }

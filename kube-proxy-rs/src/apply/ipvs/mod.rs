@@ -15,6 +15,7 @@
 //! Both families share `kube-ipvs0` and the IPVS table: each proxier only looks at and
 //! removes services and addresses of its own family.
 
+pub mod cleanup;
 mod diff;
 mod link;
 mod mode;
@@ -114,6 +115,10 @@ pub trait VipLink {
     fn add(&mut self, ip: IpAddr) -> Result<(), IpvsError>;
     /// `ip addr del IP dev kube-ipvs0`.
     fn del(&mut self, ip: IpAddr) -> Result<(), IpvsError>;
+    /// Whether `kube-ipvs0` exists (`ip link show kube-ipvs0`), without creating it.
+    fn exists(&mut self) -> Result<bool, IpvsError>;
+    /// `ip link del kube-ipvs0` if it exists (its addresses go with it); whether it did.
+    fn delete(&mut self) -> Result<bool, IpvsError>;
 }
 
 /// [`VipLink`] over rtnetlink.
@@ -177,6 +182,13 @@ impl VipLink for KernelLink {
         let i = self.index()?;
         self.rt.del_address(i, ip)
     }
+    fn exists(&mut self) -> Result<bool, IpvsError> {
+        Ok(self.rt.link_index(DUMMY_INTERFACE)?.is_some())
+    }
+    fn delete(&mut self) -> Result<bool, IpvsError> {
+        self.index = None;
+        self.rt.delete_link(DUMMY_INTERFACE)
+    }
 }
 
 /// A stateful fake IPVS table (refuses what the kernel refuses, see [`apply_ops`]).
@@ -234,6 +246,15 @@ impl VipLink for FakeLink {
             return Err(IpvsError::Refused(format!("ip addr del {ip}: not there")));
         }
         Ok(())
+    }
+    fn exists(&mut self) -> Result<bool, IpvsError> {
+        Ok(self.exists)
+    }
+    fn delete(&mut self) -> Result<bool, IpvsError> {
+        let was = self.exists;
+        self.exists = false;
+        self.vips.clear();
+        Ok(was)
     }
 }
 

@@ -124,11 +124,14 @@ pub fn restore_input(want: &[SetPlan], saved: &str) -> String {
 }
 
 /// A stateful fake of the ipset tool: keeps `ipset save` text's model and applies restore
-/// input as the tool would (refusing an `add` or `del` on a set that does not exist).
+/// input as the tool would (refusing an `add` or `del` on a set that does not exist, and a
+/// `destroy` of a set in [`FakeSets::in_use`]; `-exist` lets a missing set's `destroy` pass).
 #[derive(Debug, Default, Clone)]
 pub struct FakeSets {
     /// name -> (create options, entries).
     pub sets: BTreeMap<String, (String, BTreeSet<String>)>,
+    /// Sets a kernel component (an iptables `-m set` rule) still uses.
+    pub in_use: BTreeSet<String>,
     /// Every restore input, in order.
     pub restores: Vec<String>,
 }
@@ -169,6 +172,14 @@ impl SetWriter for FakeSets {
                         .ok_or_else(|| refuse("The set with the given name does not exist"))?
                         .1
                         .remove(*entry);
+                }
+                ["destroy", name] => {
+                    if self.in_use.contains(*name) {
+                        return Err(refuse(
+                            "Set cannot be destroyed: it is in use by a kernel component",
+                        ));
+                    }
+                    next.remove(*name);
                 }
                 [] => {}
                 _ => return Err(refuse("unknown command")),

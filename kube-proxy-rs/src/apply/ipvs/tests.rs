@@ -354,3 +354,257 @@ fn switching_from_iptables_mode_removes_its_chains() {
     p.sync(&st, true).unwrap();
     assert_eq!(p.rules.save_all(), after);
 }
+
+/// A rule writer and an ipset fake that see the same rules, so a set still named by a
+/// `-m set` rule cannot be destroyed (as the kernel refuses with EBUSY).
+mod shared {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::rc::Rc;
+
+    use dataplane::Family;
+
+    use crate::apply::ipvs::{FakeSets, IpvsError, SetWriter};
+    use crate::apply::{ApplyError, FakeWriter, RuleWriter};
+
+    #[derive(Clone)]
+    pub(super) struct Rules(pub(super) Rc<RefCell<FakeWriter>>);
+
+    impl RuleWriter for Rules {
+        fn family(&self) -> Family {
+            self.0.borrow().family()
+        }
+        fn save(&mut self, table: &str) -> Result<String, ApplyError> {
+            self.0.borrow_mut().save(table)
+        }
+        fn restore(&mut self, input: &str) -> Result<(), ApplyError> {
+            self.0.borrow_mut().restore(input)
+        }
+        fn ensure_chain(&mut self, table: &str, chain: &str) -> Result<bool, ApplyError> {
+            self.0.borrow_mut().ensure_chain(table, chain)
+        }
+        fn ensure_rule_first(
+            &mut self,
+            table: &str,
+            chain: &str,
+            args: &[&str],
+        ) -> Result<bool, ApplyError> {
+            self.0.borrow_mut().ensure_rule_first(table, chain, args)
+        }
+        fn delete_rule(
+            &mut self,
+            table: &str,
+            chain: &str,
+            args: &[&str],
+        ) -> Result<bool, ApplyError> {
+            self.0.borrow_mut().delete_rule(table, chain, args)
+        }
+        fn chain_exists(&mut self, table: &str, chain: &str) -> Result<bool, ApplyError> {
+            self.0.borrow_mut().chain_exists(table, chain)
+        }
+    }
+
+    pub(super) struct Sets {
+        pub(super) sets: FakeSets,
+        pub(super) rules: Vec<Rc<RefCell<FakeWriter>>>,
+    }
+
+    impl SetWriter for Sets {
+        fn save(&mut self) -> Result<String, IpvsError> {
+            self.sets.save()
+        }
+        fn restore(&mut self, input: &str) -> Result<(), IpvsError> {
+            let mut in_use = BTreeSet::new();
+            for r in &self.rules {
+                let text = r.borrow().save_all();
+                let mut words = text.split_whitespace();
+                while let Some(w) = words.next() {
+                    if w == "--match-set"
+                        && let Some(name) = words.next()
+                    {
+                        in_use.insert(name.to_string());
+                    }
+                }
+            }
+            self.sets.in_use = in_use;
+            self.sets.restore(input)
+        }
+    }
+}
+
+/// A node IPVS mode ran on (and iptables mode before it, its chains partly left): the
+/// cleanup removes IPVS mode's rules, sets, virtual services and `kube-ipvs0`, keeps what
+/// is not ours (an excluded service, a fwmark service, another ipset, another chain), and
+/// a second cleanup finds nothing.
+#[test]
+fn cleanup_removes_what_ipvs_mode_left_and_nothing_else() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use dataplane::ipvs::{Scheduler, Service};
+
+    use super::cleanup::{cleanup, leftovers};
+    use crate::render::iptables::{RenderOptions, render_iptables};
+
+    let st = state(&[
+        (
+            port("web", Protocol::Tcp, "198.19.0.10", Some(30080)),
+            vec!["198.18.64.2", "198.18.64.3"],
+        ),
+        (
+            port("dns", Protocol::Udp, "198.19.0.53", None),
+            vec!["198.18.64.4"],
+        ),
+        (port("empty", Protocol::Tcp, "198.19.0.20", None), vec![]),
+    ]);
+    let mut p = proxier();
+    p.sync(&st, true).unwrap();
+    // Someone else's: a service in --ipvs-exclude-cidrs, a fwmark service, a set, a chain.
+    let foreign = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: ip("198.19.250.1"),
+        port: 80,
+    };
+    let fwmark = ServiceKey::Fwmark {
+        family: Family::V4,
+        mark: 7,
+    };
+    for k in [&foreign, &fwmark] {
+        p.kernel
+            .state
+            .services
+            .push(Service::new(k.clone(), Scheduler::Rr));
+    }
+    p.sets
+        .sets
+        .insert("OTHER".into(), ("hash:ip".into(), Default::default()));
+    p.rules
+        .restore("*filter\n:OTHER-CHAIN - [0:0]\n-A INPUT -j OTHER-CHAIN\nCOMMIT\n")
+        .unwrap();
+    // iptables mode's per-service chains for the same Service, jumping to KUBE-MARK-MASQ.
+    let left = render_iptables(&st, &RenderOptions::default()).to_restore();
+    p.rules.restore(&left).unwrap();
+    assert!(p.rules.save_all().contains(":KUBE-SVC-"));
+    assert!(p.kernel.state.services.len() > 4);
+
+    let Fake {
+        mut kernel,
+        mut link,
+        sets,
+        rules,
+        ..
+    } = p;
+    let rules = Rc::new(RefCell::new(rules));
+    let mut sets = shared::Sets {
+        sets,
+        rules: vec![Rc::clone(&rules)],
+    };
+    let mut w = shared::Rules(Rc::clone(&rules));
+    let mut writers: Vec<(String, &mut dyn RuleWriter)> = vec![("IPv4 fake".into(), &mut w)];
+    assert!(leftovers(&mut link, &mut sets, &mut writers));
+
+    let exclude = vec!["198.19.250.0/24".parse().unwrap()];
+    let done = cleanup(
+        Some(&mut kernel),
+        &mut link,
+        &mut sets,
+        &mut writers,
+        &exclude,
+    );
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    assert!(done.link && !link.exists && link.vips.is_empty());
+    assert_eq!(
+        kernel
+            .state
+            .services
+            .iter()
+            .map(|s| s.key.clone())
+            .collect::<Vec<_>>(),
+        vec![foreign, fwmark],
+        "only what is not ours stays"
+    );
+    assert_eq!(
+        done.services.len(),
+        4,
+        "2 cluster IPs, 1 node port, 1 empty"
+    );
+    assert_eq!(sets.sets.sets.keys().collect::<Vec<_>>(), ["OTHER"]);
+    assert!(done.sets.contains(&"KUBE-CLUSTER-IP".to_string()));
+    let after = rules.borrow().save_all();
+    assert!(!after.contains("KUBE-"), "{after}");
+    assert!(after.contains("-A INPUT -j OTHER-CHAIN"), "{after}");
+    assert_eq!(done.rules.len(), 1);
+    assert!(done.rules[0].1.jump_rules >= 11, "{:?}", done.rules);
+
+    // Nothing is left: no leftovers, and a second cleanup removes nothing.
+    assert!(!leftovers(&mut link, &mut sets, &mut writers));
+    let again = cleanup(
+        Some(&mut kernel),
+        &mut link,
+        &mut sets,
+        &mut writers,
+        &exclude,
+    );
+    assert!(again.is_empty(), "{again:?}");
+}
+
+/// A node that never ran IPVS mode (iptables mode's rules only) shows no IPVS leftovers,
+/// so a mode switch does not touch its IPVS table.
+#[test]
+fn iptables_mode_alone_is_not_an_ipvs_leftover() {
+    use super::cleanup::leftovers;
+    let st = state(&[(
+        port("web", Protocol::Tcp, "198.19.0.10", Some(30080)),
+        vec!["198.18.64.2"],
+    )]);
+    let mut w = FakeWriter::new(Family::V4);
+    crate::apply::ensure_jump_rules(&mut w).unwrap();
+    let text = crate::render::iptables::render_iptables(
+        &st,
+        &crate::render::iptables::RenderOptions::default(),
+    )
+    .to_restore();
+    w.restore(&text).unwrap();
+    let mut link = FakeLink::default();
+    let mut sets = FakeSets::default();
+    let mut writers: Vec<(String, &mut dyn RuleWriter)> = vec![("IPv4 fake".into(), &mut w)];
+    assert!(!leftovers(&mut link, &mut sets, &mut writers));
+    link.exists = true;
+    assert!(leftovers(&mut link, &mut sets, &mut writers));
+}
+
+/// A set the rules still use cannot be destroyed (the fake refuses as the kernel does): the
+/// failure is reported and the other steps still run.
+#[test]
+fn a_set_in_use_fails_its_step_only() {
+    use super::cleanup::{IpvsCleanupError, cleanup};
+    let st = state(&[(
+        port("web", Protocol::Tcp, "198.19.0.10", None),
+        vec!["198.18.64.2"],
+    )]);
+    let mut p = proxier();
+    p.sync(&st, true).unwrap();
+    p.sets.in_use.insert("KUBE-CLUSTER-IP".into());
+    let mut writers: Vec<(String, &mut dyn RuleWriter)> = Vec::new();
+    let done = cleanup(
+        Some(&mut p.kernel),
+        &mut p.link,
+        &mut p.sets,
+        &mut writers,
+        &[],
+    );
+    assert!(
+        matches!(
+            done.errors.as_slice(),
+            [IpvsCleanupError::Kernel {
+                step: "ipset destroy",
+                ..
+            }]
+        ),
+        "{:?}",
+        done.errors
+    );
+    assert!(p.sets.sets.contains_key("KUBE-CLUSTER-IP"));
+    assert!(p.kernel.state.services.is_empty());
+    assert!(done.link);
+}
