@@ -12,10 +12,11 @@
 //! ClusterIP over IPv6 from the node and from a pod. Then, in the same boot, the mode
 //! switches: iptables mode starts on what IPVS mode left (no virtual service, no
 //! kube-ipvs0, no ipset of ours, iptables mode's traffic works), IPVS mode starts again on
-//! what iptables mode left (its chains are gone, traffic works), and `--cleanup` leaves
-//! nothing of any mode.
-//! The kernel's IPVS table must equal the render of the same manifests on the host, and
-//! the answers must be among those `dataplane::trace` predicts through that plan.
+//! what iptables mode left (its chains are gone, traffic works), nftables mode starts on what
+//! IPVS mode left (no virtual service, kube-ipvs0, ipset or chain; traffic works), and
+//! `--cleanup` leaves nothing of any mode.
+//! The kernel's IPVS table (both families) must equal the render of the same manifests on
+//! the host.
 //! Skipped with a message when qemu or the kernel package is unavailable, unless
 //! `K8S_DATAPLANE_REQUIRE_VM=1`. Nothing runs in the host's namespaces.
 
@@ -171,6 +172,26 @@ for i in 1 2; do result ipvs2-v6-node-$i "$(get node 2001:db8:c::50 80)"; done
 kill $KP
 sleep 0.5
 block kp-ipvs2-log tail -20 /tmp/kp-ipvs2.log
+
+# IPVS mode to nftables mode
+kube-proxy-rs --proxy-mode=nftables $FLAGS --v=2 > /tmp/kp-nft.log 2>&1 &
+KP=$!
+synced=no
+for i in $(seq 1 120); do
+  if nft list table ip kube-proxy 2>/dev/null | grep -q 'chain service-' &&
+     nft list table ip6 kube-proxy 2>/dev/null | grep -q 'chain service-'; then synced=yes; break; fi
+  sleep 0.5
+done
+result nft-synced $synced
+block nft-ipvs ipvsadm -Sn
+result nft-link "$(ip link show kube-ipvs0 >/dev/null 2>&1 && echo present || echo gone)"
+block nft-ipsets ipset list -n
+block nft-rules iptables-save
+for i in 1 2 3 4; do result nft-clusterip-pod-$i "$(get pod4 198.19.0.10 80)"; done
+for i in 1 2 3 4; do result nft-v6-pod-$i "$(get pod4 2001:db8:c::50 80)"; done
+kill $KP
+sleep 0.5
+block kp-nft-log tail -20 /tmp/kp-nft.log
 
 # --cleanup removes every mode's state
 block cleanup kube-proxy-rs --cleanup --v=2
@@ -468,6 +489,23 @@ fn vm_ipvs_mode_real_traffic() {
     }
     assert_eq!(backends(&out, "ipvs2-clusterip-pod-", &tail), both);
     assert_eq!(backends(&out, "ipvs2-v6-node-", &tail), both);
+
+    // IPVS mode to nftables mode: IPVS mode's state is gone, nftables mode's traffic works.
+    assert_eq!(out.result("nft-synced"), Some("yes"), "{tail}");
+    assert_eq!(out.block("nft-ipvs").map(str::trim), Some(""), "{tail}");
+    assert_eq!(out.result("nft-link"), Some("gone"), "{tail}");
+    assert_eq!(
+        our_sets(out.block("nft-ipsets").unwrap()),
+        Vec::<&str>::new()
+    );
+    let r = out.block("nft-rules").unwrap();
+    assert!(!r.contains("KUBE-"), "nftables mode:\n{r}");
+    let nft = distinct(&answers(&out, "nft-clusterip-pod-"));
+    assert!(
+        !nft.is_empty() && nft.is_subset(&pod_answers),
+        "{nft:?}\n{tail}"
+    );
+    assert!(backends(&out, "nft-v6-pod-", &tail).is_subset(&both));
 
     // --cleanup: nothing of any mode is left.
     assert!(out.block("cleanup").is_some(), "{tail}");
