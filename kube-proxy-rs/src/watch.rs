@@ -12,6 +12,11 @@
 //! from a partial view. Reconnects, `410 Gone` relists and bookmarks are the watcher's
 //! business: a relist swaps the store's content atomically when its list is complete, so
 //! the rules are never rendered from (or flushed for) an empty store meanwhile.
+//!
+//! A dead connection (the API server's host gone, a partition that drops packets without a
+//! reset) is noticed by TCP keepalive within [`DEAD_AFTER`] rather than by kube-runtime's idle
+//! timeout (295 s), and retries come every [`RETRY_MAX`] at most, so a returning API server is
+//! followed within seconds.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -194,7 +199,91 @@ pub async fn client(cfg: &Config) -> Result<Client, WatchError> {
     if let (Some(_), Some(master)) = (&cfg.kubeconfig, &cfg.master) {
         config.cluster_url = master.parse().map_err(|e| err(&e))?;
     }
-    Ok(Client::try_from(config)?)
+    connect(config)
+}
+
+/// TCP keepalive probes start after this much silence on an API server connection (an idle
+/// watch included: the peer's kernel answers them, the API server does not need to).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+/// Between keepalive probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection that received nothing (data, ACKs of probes) for this long is broken
+/// (`TCP_USER_TIMEOUT`, which also bounds data left unacknowledged).
+pub const DEAD_AFTER: Duration = Duration::from_secs(10);
+/// Connecting to the API server gives up after this long (a SYN into a partition).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first retry of a failed watch or list comes after about this long...
+pub const RETRY_MIN: Duration = Duration::from_millis(250);
+/// ...doubling up to this (client-go's reflector goes to 30 s; a node proxy that missed
+/// changes should not wait that long once the API server is back). Jittered to half of it.
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The kube client on a connector with TCP keepalive and a user timeout. kube-rs' own
+/// `Client::try_from` uses a plain connector: a watch on a connection whose packets are
+/// dropped would wait for its 295 s idle timeout.
+fn connect(config: kube::Config) -> Result<Client, WatchError> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use kube::client::ConfigExt;
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_keepalive(Some(KEEPALIVE_IDLE));
+    http.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
+    http.set_tcp_user_timeout(Some(DEAD_AFTER));
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let hyper: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(Client::new(service, config.default_namespace))
+}
+
+/// The watchers' retry delays: doubling from [`RETRY_MIN`] to [`RETRY_MAX`], each drawn
+/// between half and all of the step (so nodes that lost the API server together do not
+/// retry in lockstep); back to the start after a success.
+struct RetryBackoff {
+    step: Duration,
+    seed: u64,
+}
+
+impl RetryBackoff {
+    fn new(kind: &str) -> RetryBackoff {
+        use std::hash::BuildHasher;
+        RetryBackoff {
+            step: RETRY_MIN,
+            seed: std::collections::hash_map::RandomState::new().hash_one(kind),
+        }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        // splitmix64: enough randomness for jitter, no dependency.
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let step = self.step;
+        self.step = (self.step * 2).min(RETRY_MAX);
+        let half = step / 2;
+        Some(half + half.mul_f64((z % 1024) as f64 / 1024.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.step = RETRY_MIN;
+    }
 }
 
 /// Which stores have had their first complete list.
@@ -220,7 +309,10 @@ where
 {
     use std::sync::atomic::Ordering;
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).backoff(RetryBackoff::new(kind)),
+    );
     let (flags, index) = ready;
     tokio::spawn(async move {
         futures::pin_mut!(stream);
@@ -293,5 +385,35 @@ pub fn kube_feed(client: Client, node_name: &str) -> Feed {
             slices,
             nodes,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff;
+
+    #[test]
+    fn retry_backoff_doubles_to_its_cap_jittered_and_resets() {
+        let mut b = RetryBackoff::new("Service");
+        let mut step = RETRY_MIN;
+        for _ in 0..10 {
+            let d = b.next().unwrap();
+            assert!(
+                d >= step / 2 && d <= step,
+                "{d:?} outside {step:?}/2..{step:?}"
+            );
+            step = (step * 2).min(RETRY_MAX);
+        }
+        let capped: Vec<Duration> = (0..50).map(|_| b.next().unwrap()).collect();
+        assert!(
+            capped
+                .iter()
+                .all(|d| *d >= RETRY_MAX / 2 && *d <= RETRY_MAX)
+        );
+        // jittered: not all the same
+        assert!(capped.iter().any(|d| *d != capped[0]), "{capped:?}");
+        b.reset();
+        assert!(b.next().unwrap() <= RETRY_MIN);
     }
 }
