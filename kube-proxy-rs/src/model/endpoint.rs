@@ -93,6 +93,12 @@ pub(crate) struct ParsedSlice {
     endpoints: Vec<SliceEndpoint>,
 }
 
+/// Most endpoints one EndpointSlice may carry (`maxEndpoints` in the API's validation of
+/// `discovery.k8s.io/v1`).
+pub const MAX_SLICE_ENDPOINTS: usize = 1000;
+/// Most ports one EndpointSlice may carry (`maxPorts`).
+pub const MAX_SLICE_PORTS: usize = 100;
+
 impl ParsedSlice {
     /// Validates an EndpointSlice. `Err(Some(skip))` for slices skipped by design (FQDN,
     /// headless, another proxy's); `Err(None)` when invalid (the warning is pushed).
@@ -154,6 +160,26 @@ impl ParsedSlice {
             );
             return Err(None);
         };
+        // What the API server's validation refuses (at most 1,000 endpoints and 100 ports a
+        // slice): a slice past that did not come from a real EndpointSlice controller.
+        let n = slice.endpoints.iter().flatten().count();
+        if n > MAX_SLICE_ENDPOINTS {
+            warn(
+                "endpoints".into(),
+                format!("{n} endpoints, the API allows at most {MAX_SLICE_ENDPOINTS} a slice"),
+                Effect::ObjectSkipped,
+            );
+            return Err(None);
+        }
+        let n = slice.ports.iter().flatten().count();
+        if n > MAX_SLICE_PORTS {
+            warn(
+                "ports".into(),
+                format!("{n} ports, the API allows at most {MAX_SLICE_PORTS} a slice"),
+                Effect::ObjectSkipped,
+            );
+            return Err(None);
+        }
 
         let mut ports = Vec::new();
         let mut seen = BTreeSet::new();

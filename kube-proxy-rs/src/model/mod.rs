@@ -36,7 +36,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 pub use addr::{parse_cidr, parse_ip};
 pub use diff::ChangeSet;
-pub use endpoint::{Endpoint, LABEL_SERVICE_NAME, join_host_port};
+pub use endpoint::{
+    Endpoint, LABEL_SERVICE_NAME, MAX_SLICE_ENDPOINTS, MAX_SLICE_PORTS, join_host_port,
+};
 pub use name::{ObjectKind, ObjectRef, ServiceName, ServicePortName};
 pub use node::{
     DetectLocalMode, LABEL_TOPOLOGY_ZONE, LocalTraffic, ModelOptions, NodeAddress, NodeInfo,

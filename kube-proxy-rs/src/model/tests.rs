@@ -849,6 +849,10 @@ fn malformed_objects_are_skipped_with_named_warnings_and_the_rest_stays() {
                 {"name": "http", "port": 8080, "protocol": "XTP"},
             ]), json!([ep("198.18.64.61", NODE, "ready")])),
             slice("ns", "weird", "good", "IPv5", http_ports(), json!([])),
+            // past the API's 1,000 endpoints a slice: all of it skipped
+            slice("ns", "huge", "good", "IPv4", http_ports(), Value::Array(
+                (0..1001).map(|i| ep(&format!("198.18.70.{}", i % 250 + 1), NODE, "ready")).collect(),
+            )),
             serde_json::from_value(json!({
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                 "metadata": {"namespace": "ns", "name": "orphan"},
@@ -877,6 +881,7 @@ warning: EndpointSlice ns/good-1: endpoints[3].addresses[0]: no address (endpoin
 warning: EndpointSlice ns/good-2: ports[0].name: missing; kube-proxy ignores ports without a name (use name: \"\" for an unnamed Service port) (port skipped)
 warning: EndpointSlice ns/good-2: ports[1].port: invalid port 0, expected 1-65535 (port skipped)
 warning: EndpointSlice ns/good-2: ports[2].protocol: unknown protocol \"XTP\", expected TCP, UDP or SCTP (port skipped)
+warning: EndpointSlice ns/huge: endpoints: 1001 endpoints, the API allows at most 1000 a slice (object skipped)
 warning: EndpointSlice ns/orphan: metadata.labels[kubernetes.io/service-name]: missing: the slice names no Service (object skipped)
 warning: EndpointSlice ns/weird: addressType: unknown address type \"IPv5\", expected IPv4, IPv6 or FQDN (object skipped)
 ",
