@@ -4,7 +4,7 @@
 //! reflectors), and `kubectl` in `cp` is a second, independent client. Checked with real
 //! traffic: nothing is programmed before every list came; a change through the API moves a
 //! UDP flow within a second; the API server stopped, compacted (`410 Gone` on resume) and
-//! restarted leaves the rules unchanged meanwhile and applies what changed after; Services
+//! restarted after a minute leaves the rules unchanged meanwhile and applies what changed after; Services
 //! changed with `kubectl apply/patch/delete` are followed. Needs root; skipped otherwise.
 
 mod daemon_lab;
@@ -19,6 +19,9 @@ use daemon_lab::*;
 use lab::apiserver::{ApiServer, ApiServerOpts, Kind, Verb};
 use lab::{ConnOpts, Greeting, Host};
 use serde_json::json;
+
+/// How long the API server stays down (with its history compacted meanwhile).
+const OUTAGE: Duration = Duration::from_secs(60);
 
 /// Counts TCP connections from `host` to `addr:80` that work and that fail, until stopped.
 struct Prober {
@@ -200,7 +203,7 @@ fn apiserver(backend: &'static str) {
         api.apply(&o).unwrap();
     }
     api.compact();
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(OUTAGE);
     assert_eq!(
         w.saves(),
         rules,
@@ -216,10 +219,14 @@ fn apiserver(backend: &'static str) {
         "{tag} the service added meanwhile is not programmed\n{}",
         p.logs()
     );
+    let took = t0.elapsed();
     eprintln!(
-        "{tag} service added while the API server was down reachable {} ms after its restart",
-        t0.elapsed().as_millis()
+        "{tag} service added while the API server was down for {} s reachable {} ms after its restart",
+        OUTAGE.as_secs(),
+        took.as_millis()
     );
+    // One retry period (kube_proxy_rs::watch::RETRY_MAX, 2 s) and the relist.
+    assert!(took < Duration::from_secs(5), "{tag} took {took:?}");
     let (ok, failed) = prober.finish();
     assert_eq!(failed, 0, "{tag} connections failed around the API restart");
     assert!(ok > 20, "{tag} {ok}");
