@@ -246,12 +246,11 @@ fn programs() -> Vec<Program> {
                 ("discovery::v1", "EndpointSlice"),
                 ("core::v1", "Node"),
             ],
+            // kube-runtime watchers: list and watch, nothing else (daemon_faults.rs checks
+            // this against the requests the daemon sends)
             needed_verbs: &["list", "watch"],
-            allowed_verbs: &["get", "list", "watch"],
-            extra: ["", "events.k8s.io"]
-                .iter()
-                .flat_map(|g| ["create", "patch"].map(|v| Grant::new(g, "events", v)))
-                .collect(),
+            allowed_verbs: &["list", "watch"],
+            extra: Vec::new(),
         },
         Program {
             name: "bgpd",
@@ -259,7 +258,7 @@ fn programs() -> Vec<Program> {
             // bgpd/src/source.rs: a watcher on this Node
             minimum: &[("core::v1", "Node")],
             needed_verbs: &["list", "watch"],
-            allowed_verbs: &["get", "list", "watch"],
+            allowed_verbs: &["list", "watch"],
             extra: Vec::new(),
         },
         Program {
