@@ -513,6 +513,10 @@ fn conntrack_table_nearly_full() {
     // conntrack runs in node1's namespace once a rule needs it
     r.n1.sh("iptables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT")
         .unwrap();
+    // The unreplied UDP entries must outlive the live check (whose read-only framing lists
+    // the whole table before and after) and the collect after it: 30 s is too short.
+    r.n1.sh("sysctl -qw net.netfilter.nf_conntrack_udp_timeout=600")
+        .unwrap();
     let max: u64 =
         r.n1.sh("cat /proc/sys/net/netfilter/nf_conntrack_max")
             .unwrap()

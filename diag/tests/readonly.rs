@@ -1,7 +1,9 @@
 //! diag only reads: `diag collect`, `diag trace` and `diag check`, run live inside the rack's
-//! namespaces, leave every node's rules, nft ruleset, routes, policy rules, addresses, links,
-//! sysctls and conntrack table byte-identical (conntrack compared without its count-down
-//! timers, iptables-save without its `# Generated` date lines). Also: a tar bundle traces like
+//! namespaces, leave every node's rules, nft ruleset, ipsets, routes, policy rules, addresses,
+//! links, neighbours, sysctls and conntrack table byte-identical (conntrack compared without
+//! its count-down timers, iptables-save without its `# Generated` date lines and counters),
+//! across the whole test and around each command (`common::readonly`, which frames every live
+//! diag command of every diag test). Also: a tar bundle traces like
 //! the live node, and a garbled bundle is an input error naming the file and line. Needs root.
 
 mod common;
@@ -9,65 +11,9 @@ mod common;
 use common::{Rack, diag, restore};
 use lab::Host;
 
-/// Everything diag could change, as the node's own tools print it.
-fn state(h: &Host) -> Vec<(String, String)> {
-    let cmds: &[&str] = &[
-        "iptables-nft-save",
-        "ip6tables-nft-save",
-        "iptables-legacy-save",
-        "ip6tables-legacy-save",
-        "nft list ruleset",
-        "ipset save",
-        "ip -j -4 route show table all",
-        "ip -j -6 route show table all",
-        "ip -j -4 rule show",
-        "ip -j -6 rule show",
-        "ip -j addr show",
-        "ip -j -d link show",
-        "ip -j neigh show",
-        "sysctl -a --pattern '^net\\.(ipv4|ipv6|netfilter|core|bridge)' 2>/dev/null",
-        "conntrack -L -o extended 2>/dev/null",
-        "cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null; true",
-    ];
-    cmds.iter()
-        .map(|c| {
-            let out = h
-                .sh(c)
-                .unwrap_or_else(|e| panic!("{c} in {}: {e}", h.name()));
-            let text: String = out
-                .lines()
-                .filter(|l| !l.starts_with("# Generated") && !l.starts_with("# Completed"))
-                .map(|l| {
-                    if c.starts_with("conntrack") {
-                        // ipv4 2 tcp 6 <timeout> ...: drop the timer
-                        let mut w: Vec<&str> = l.split_whitespace().collect();
-                        if w.len() > 4 {
-                            w.remove(4);
-                        }
-                        w.join(" ")
-                    } else if c.starts_with("ip -j neigh") {
-                        // the NUD state ages on the kernel's timers (REACHABLE -> STALE after
-                        // reachable_time, 15-45 s): compare the entries without it
-                        match serde_json::from_str::<Vec<serde_json::Value>>(l) {
-                            Ok(mut v) => {
-                                for e in &mut v {
-                                    if let Some(o) = e.as_object_mut() {
-                                        o.remove("state");
-                                    }
-                                }
-                                serde_json::to_string(&v).unwrap_or_else(|_| l.to_string())
-                            }
-                            Err(_) => l.to_string(),
-                        }
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            (c.to_string(), text)
-        })
-        .collect()
+/// Everything diag could change on a node, as the node's own tools print it.
+fn state(h: &Host) -> common::readonly::State {
+    common::readonly::netns_state(h.netns())
 }
 
 #[test]
@@ -104,6 +50,7 @@ fn collect_trace_and_check_change_nothing() {
         )
         .expect("service");
     }
+    let t0 = std::time::Instant::now();
     let before: Vec<_> = [&r.n1, &r.n2].iter().map(|h| state(h)).collect();
 
     let out = r.dir.path().join("ro.tar");
@@ -148,18 +95,10 @@ fn collect_trace_and_check_change_nothing() {
     );
     assert_eq!(code, 0);
 
+    // (common::diag also compared each namespace a command named before and after it)
     let after: Vec<_> = [&r.n1, &r.n2].iter().map(|h| state(h)).collect();
     for (node, (x, y)) in before.iter().zip(&after).enumerate() {
-        for ((cmd, bx), (_, by)) in x.iter().zip(y) {
-            if bx != by {
-                let d = similar::TextDiff::from_lines(bx, by);
-                panic!(
-                    "node{} `{cmd}` changed:\n{}",
-                    node + 1,
-                    d.unified_diff().context_radius(2)
-                );
-            }
-        }
+        common::readonly::assert_unchanged(&format!("node{}", node + 1), x, y, t0.elapsed());
     }
 
     // the tar bundle traces like the live node

@@ -10,7 +10,8 @@
 //!      cali… c  .65.3
 //! ```
 //! node1 and node2 route each other's pod CIDR directly and default via tor; tor routes both
-//! pod CIDRs; the client's default route is tor.
+//! pod CIDRs; the client's default route is tor. Every live diag command is checked to
+//! change nothing in the namespaces it reads ([`readonly`]).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -22,6 +23,8 @@ use std::time::Duration;
 use diag::check::{CheckReport, Finding};
 use diag::explain::Report;
 use lab::{EchoServer, EchoSpec, Host, Lab};
+
+pub mod readonly;
 
 /// How long a real probe waits.
 pub const T: Duration = Duration::from_millis(1500);
@@ -218,13 +221,27 @@ impl Rack {
     }
 }
 
-/// Runs the real `diag` binary; returns (exit code, stdout, stderr).
+/// Runs the real `diag` binary; returns (exit code, stdout, stderr). A live command (one
+/// naming `--netns`) must leave each namespace it names as it was: checked before and after
+/// with [`readonly::netns_state`], a change panics with a diff.
 pub fn diag<S: AsRef<str>>(args: &[S]) -> (i32, String, String) {
+    let live = readonly::live_namespaces(args);
+    let t0 = std::time::Instant::now();
+    let before: Vec<readonly::State> = live.iter().map(|ns| readonly::netns_state(ns)).collect();
     let out = Command::new(env!("CARGO_BIN_EXE_diag"))
         .args(args.iter().map(|s| s.as_ref()))
         .env_remove("KUBECONFIG")
         .output()
         .expect("run diag");
+    for (ns, before) in live.iter().zip(&before) {
+        let argv: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+        readonly::assert_unchanged(
+            &format!("diag {} in {ns}", argv.join(" ")),
+            before,
+            &readonly::netns_state(ns),
+            t0.elapsed(),
+        );
+    }
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
