@@ -47,7 +47,10 @@ impl Prober {
                 while !stop.load(Ordering::SeqCst) {
                     match h.tcp_connect(addr, 80, Duration::from_secs(1)) {
                         Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
-                        Err(_) => failed.fetch_add(1, Ordering::SeqCst),
+                        Err(e) => {
+                            eprintln!("{} probe of {addr}:80 failed: {e}", jiff::Timestamp::now());
+                            failed.fetch_add(1, Ordering::SeqCst)
+                        }
                     };
                     std::thread::sleep(Duration::from_millis(20));
                 }
