@@ -386,8 +386,8 @@ fn rbac_grants_exactly_what_each_program_reads() {
     let problems = check_rbac(&objects);
     let want = [
         "bgpd: missing list nodes.core",
-        "bgpd: more than it needs: get secrets.core",
-        "kube-proxy-rs: more than it needs: get secrets.core",
+        "bgpd: more than it needs: list secrets.core",
+        "kube-proxy-rs: more than it needs: list secrets.core",
         "ClusterRole kubectl-diag: wildcard `*` in verbs",
     ];
     for w in want {
