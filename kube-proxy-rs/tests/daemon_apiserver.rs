@@ -23,6 +23,12 @@ use serde_json::json;
 /// How long the API server stays down (with its history compacted meanwhile).
 const OUTAGE: Duration = Duration::from_secs(60);
 
+/// How long one probe connection may take. More than one SYN retransmission (1 s): over a
+/// minute of back-to-back connections under load, about one in 4,000 needed one in
+/// iptables-nft mode (with or without a fault); a connection that is refused or dropped
+/// still fails.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Counts TCP connections from `host` to `addr:80` that work and that fail, until stopped.
 struct Prober {
     stop: Arc<AtomicBool>,
@@ -45,7 +51,7 @@ impl Prober {
             );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    match h.tcp_connect(addr, 80, Duration::from_secs(1)) {
+                    match h.tcp_connect(addr, 80, PROBE_TIMEOUT) {
                         Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
                         Err(e) => {
                             eprintln!("{} probe of {addr}:80 failed: {e}", jiff::Timestamp::now());

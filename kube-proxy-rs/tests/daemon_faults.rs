@@ -33,6 +33,12 @@ use serde_json::{Value, json};
 /// How long the API server stays partitioned away.
 const OUTAGE: Duration = Duration::from_secs(60);
 
+/// How long one probe connection may take. More than one SYN retransmission (1 s): over a
+/// minute of back-to-back connections under load, about one in 4,000 needed one in
+/// iptables-nft mode (with or without a fault); a connection that is refused or dropped
+/// still fails.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// When a connection was made and the host that answered it (`None`: it failed).
 type Seen = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
 
@@ -53,11 +59,13 @@ impl Prober {
                 (host.clone(), Arc::clone(&stop), Arc::clone(&seen), ip(addr));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    let r = h
-                        .tcp_connect(addr, 80, Duration::from_secs(1))
-                        .ok()
-                        .and_then(|l| Greeting::parse(&l))
-                        .map(|g| g.host);
+                    let r = match h.tcp_connect(addr, 80, PROBE_TIMEOUT) {
+                        Ok(l) => Greeting::parse(&l).map(|g| g.host),
+                        Err(e) => {
+                            eprintln!("{} probe of {addr}:80 failed: {e}", jiff::Timestamp::now());
+                            None
+                        }
+                    };
                     seen.lock().unwrap().push((Instant::now(), r));
                     std::thread::sleep(Duration::from_millis(10));
                 }
