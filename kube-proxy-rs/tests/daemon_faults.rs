@@ -843,7 +843,7 @@ fn churn_keeps_fds_flat() {
     let p = w.start(&[&kubeconfig]);
     w.wait_synced(&p, "start");
     let endpoint = |k: usize| {
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             "198.18.65.3"
         } else {
             "198.18.65.2"
@@ -862,7 +862,7 @@ fn churn_keeps_fds_flat() {
         }
         last = (i, ep);
         k += 1;
-        if k % 100 == 0 {
+        if k.is_multiple_of(100) {
             samples.push((t0.elapsed(), fds(p.pid())));
         }
         let due = t0 + Duration::from_millis(20) * k as u32;
