@@ -777,6 +777,17 @@ impl Config {
                 "hold time must be 0 or at least 3 seconds (RFC 4271 §4.2)".into(),
             ));
         }
+        if let Some(pw) = self.node_mesh.as_ref().and_then(|m| m.password.as_ref())
+            && (pw.0.is_empty() || pw.0.len() > MD5_MAX_KEY_LEN)
+        {
+            return Err((
+                vec![Key("node_mesh"), Key("password")],
+                format!(
+                    "password for the node mesh peers is {} bytes, TCP MD5 (RFC 2385) keys are 1 to {MD5_MAX_KEY_LEN}: no connection with a key that cannot be set",
+                    pw.0.len()
+                ),
+            ));
+        }
         let mut seen = BTreeSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             let at = |k: &str| vec![Key("peers"), Index(i), Key(k)];
@@ -799,14 +810,18 @@ impl Config {
                 if pw.0.is_empty() {
                     return Err((
                         at("password"),
-                        "empty password: remove the key for no authentication".into(),
+                        format!(
+                            "empty password for peer {}: remove the key for no authentication",
+                            p.address
+                        ),
                     ));
                 }
                 if pw.0.len() > MD5_MAX_KEY_LEN {
                     return Err((
                         at("password"),
                         format!(
-                            "password is {} bytes, TCP MD5 (RFC 2385) keys are at most {MD5_MAX_KEY_LEN}",
+                            "password for peer {} is {} bytes, TCP MD5 (RFC 2385) keys are at most {MD5_MAX_KEY_LEN}: no connection with a key that cannot be set",
+                            p.address,
                             pw.0.len()
                         ),
                     ));

@@ -8,6 +8,8 @@
 //! - Restarting speaker: a ping from pod a to pod b every 20 ms loses nothing while node1's
 //!   bgpd is SIGKILLed and started again (the kernel routes stay, the tor keeps node1's routes
 //!   as a GR helper); a route the tor stopped announcing meanwhile is swept after End-of-RIB.
+//! - Two nodes at once: node1's and node2's bgpd are SIGKILLed together and restarted
+//!   together; the same ping loses nothing, the tor keeps both nodes' routes meanwhile.
 //! - Helper: the tor's BIRD is SIGKILLed and restarted with `-R`; we keep its routes for its
 //!   Restart Time, sweep what it did not announce again, and drop everything when it stays
 //!   away longer than that.
@@ -243,4 +245,124 @@ fn helper_mode_keeps_a_restarting_routers_routes_for_its_restart_time() {
     let gone = killed.elapsed();
     println!("router's routes kept {gone:?} after it died (Restart Time 8 s)");
     assert!(gone >= Duration::from_secs(7), "{gone:?}");
+}
+
+/// Two nodes restart at once (a rollout of the DaemonSet, a power event): both bgpds are
+/// SIGKILLed together and come back together; the tor is a GR helper for both, the kernel
+/// routes stay on both nodes, and a ping from pod a to pod b every 20 ms loses nothing.
+#[test]
+fn two_nodes_restarting_at_once_lose_no_packets_between_their_pods() {
+    let lab = support::lab("bgpd-gr-two");
+    let n1 = lab.node("node1").unwrap();
+    let n2 = lab.node("node2").unwrap();
+    let tor = lab.router("tor").unwrap();
+    lab.segment("rack", &[&n1, &n2, &tor]).unwrap();
+    let a = lab.pod(&n1, "a").unwrap();
+    let b = lab.pod(&n2, "b").unwrap();
+    manifests(&lab);
+    let mut spec = RouterSpec::new(
+        Kind::Bird,
+        &[
+            (Ipv4Addr::new(198, 18, 0, 11), 65011),
+            (Ipv4Addr::new(198, 18, 0, 12), 65012),
+        ],
+    );
+    spec.graceful_restart = Some(60);
+    let r = Router::start(&lab, &tor, "tor", spec);
+    let mut b1 = Bgpd::start(
+        &lab,
+        &n1,
+        "node1",
+        &bgpd_conf(&lab, "node1", "198.18.0.11", 65011),
+    );
+    let mut b2 = Bgpd::start(
+        &lab,
+        &n2,
+        "node2",
+        &bgpd_conf(&lab, "node2", "198.18.0.12", 65012),
+    );
+    let via_tor = Some(vec!["198.18.0.1".to_string()]);
+    let both = |b1: &Bgpd, b2: &Bgpd| {
+        assert_eq!(
+            (
+                kernel_route(&n1, "198.18.66.0/24"),
+                kernel_route(&n2, "198.18.65.0/24")
+            ),
+            (via_tor.clone(), via_tor.clone()),
+            "a pod route left a kernel\n{}\n{}",
+            b1.logs(),
+            b2.logs()
+        );
+    };
+    assert!(
+        wait(40, || kernel_route(&n1, "198.18.66.0/24") == via_tor
+            && kernel_route(&n2, "198.18.65.0/24") == via_tor),
+        "routes not learned\n{}\n{}\n{}",
+        b1.logs(),
+        b2.logs(),
+        r.summary()
+    );
+    let b_ip = b.ipv4().unwrap().to_string();
+    a.ping(b.ipv4().unwrap(), Duration::from_secs(5))
+        .expect("pod a reaches pod b");
+    let ping = a
+        .spawn_with(
+            &["ping", "-n", "-i", "0.02", &b_ip],
+            &SpawnOpts {
+                name: Some("ping-a-b".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    b1.kill();
+    b2.kill();
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    both(&b1, &b2);
+    // the tor kept both nodes' routes as a helper (and so its own kernel routes)
+    for p in ["198.18.65.0/24", "198.18.66.0/24"] {
+        assert!(
+            support::router::route_any(&tor, p).is_some(),
+            "the tor dropped {p}\n{}",
+            r.logs()
+        );
+    }
+    b1.restart();
+    b2.restart();
+    let ok = wait(40, || {
+        both(&b1, &b2);
+        b1.state("198.18.0.1") == "Established" && b2.state("198.18.0.1") == "Established"
+    });
+    assert!(ok, "not Established again\n{}\n{}", b1.logs(), b2.logs());
+    // the restarted speakers finish their selection deferral on the tor's End-of-RIB and
+    // keep their routes (re-learned, not swept)
+    assert!(
+        wait(30, || [&b1, &b2].iter().all(|b| b
+            .logs()
+            .contains("stale kernel routes not re-learned are removed"))),
+        "{}\n{}",
+        b1.logs(),
+        b2.logs()
+    );
+    both(&b1, &b2);
+    let restarted = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    ping.signal(Signal::SIGINT).unwrap();
+    ping.wait_timeout(Duration::from_secs(5));
+    let out = ping.stdout();
+    let (sent, received) = ping_stats(&out).unwrap_or_else(|| panic!("no ping summary:\n{out}"));
+    println!(
+        "two nodes restarted at once: ping every 20 ms {sent} sent, {received} received; both back in {restarted:?}"
+    );
+    assert!(sent >= 100, "{out}");
+    assert_eq!(sent, received, "packets lost during the restarts:\n{out}");
+    for b in [&b1, &b2] {
+        assert!(
+            b.logs()
+                .contains("graceful restart: keeping our kernel routes"),
+            "{}",
+            b.logs()
+        );
+    }
 }

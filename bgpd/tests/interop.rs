@@ -125,25 +125,20 @@ fn kernel(node: &Host, prefix: &str, want: Option<&[&str]>, bgpd: &Bgpd) {
 
 fn matrix(kind: Kind, lab_name: &str) {
     let started = Instant::now();
-    let md5 = kind.md5();
-    let (lab, node, tors) = topology(lab_name, if md5 { 2 } else { 1 });
+    let (lab, node, tors) = topology(lab_name, 2);
     node_manifest(&lab, &["198.18.65.0/24", "2001:db8:64:1::/64"]);
     let mut spec = RouterSpec::new(kind, &[(NODE, NODE_AS)]);
     spec.announce4 = vec!["198.18.66.0/24".into(), "198.18.69.0/24".into()];
     spec.announce6 = vec!["2001:db8:64:2::/64".into()];
     spec.hold_time = 6;
-    if md5 {
-        spec.password = Some("good-key".into());
-    }
+    spec.password = Some("good-key".into());
     let mut r1 = Router::start(&lab, &tors[0], "tor1", spec.clone());
-    let r2 = md5.then(|| {
-        let mut s = spec.clone();
-        s.password = Some("wrong-key".into());
-        s.announce4 = vec!["198.18.67.0/24".into()];
-        s.announce6 = Vec::new();
-        Router::start(&lab, &tors[1], "tor2", s)
-    });
-    let pw = if md5 { "    password: good-key\n" } else { "" };
+    let mut s = spec.clone();
+    s.password = Some("wrong-key".into());
+    s.announce4 = vec!["198.18.67.0/24".into()];
+    s.announce6 = Vec::new();
+    let r2 = Router::start(&lab, &tors[1], "tor2", s);
+    let pw = "    password: good-key\n";
     // tor1: 198.18.69.0/24 is outside its import list until the reload below
     let narrow = format!(
         "{pw}    max_prefix: 4\n    import: [198.18.66.0/24, 198.18.80.0/20 le 24, \"2001:db8:64::/48 le 64\"]\n"
@@ -151,17 +146,12 @@ fn matrix(kind: Kind, lab_name: &str) {
     let wide = format!(
         "{pw}    max_prefix: 4\n    import: [198.18.64.0/18 le 24, \"2001:db8:64::/48 le 64\"]\n"
     );
-    let mut peers = vec![peer("198.18.0.1", 6, &narrow)];
-    if md5 {
-        peers.push(peer("198.18.0.2", 6, pw));
-    }
+    let mut peers = vec![peer("198.18.0.1", 6, &narrow), peer("198.18.0.2", 6, pw)];
     let bgpd = Bgpd::start(&lab, &node, "node1", &bgpd_conf(&lab, &[], &peers));
     expect_up(&bgpd, &[(&r1, "198.18.0.1")], 40);
     let n = bgpd.neighbor("198.18.0.1");
     assert_eq!(n["hold_time"], 6, "{n}");
-    if md5 {
-        assert_eq!(n["md5"], true, "{n}");
-    }
+    assert_eq!(n["md5"], true, "{n}");
 
     // our pod CIDRs at the router, both families; withdrawn and advertised again
     for p in ["198.18.65.0/24", "2001:db8:64:1::/64"] {
@@ -262,21 +252,19 @@ fn matrix(kind: Kind, lab_name: &str) {
     kernel(&node, "198.18.66.0/24", Some(&["198.18.0.1"]), &bgpd);
     kernel(&node, "198.18.69.0/24", Some(&["198.18.0.1"]), &bgpd);
     // MD5: the wrong key never came up, on either side, for the whole test (> 3 hold times)
-    if let Some(r2) = &r2 {
-        while started.elapsed() < Duration::from_secs(20) {
-            assert_ne!(bgpd.state("198.18.0.2"), "Established");
-            assert!(!r2.established(NODE));
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        assert_eq!(
-            bgpd.metric(
-                METRICS,
-                "bgpd_fsm_transitions_total{peer=\"198.18.0.2\",from=\"OpenConfirm\",to=\"Established\"}"
-            ),
-            0.0
-        );
-        assert_eq!(kernel_route(&node, "198.18.67.0/24"), None);
+    while started.elapsed() < Duration::from_secs(20) {
+        assert_ne!(bgpd.state("198.18.0.2"), "Established");
+        assert!(!r2.established(NODE));
+        std::thread::sleep(Duration::from_millis(250));
     }
+    assert_eq!(
+        bgpd.metric(
+            METRICS,
+            "bgpd_fsm_transitions_total{peer=\"198.18.0.2\",from=\"OpenConfirm\",to=\"Established\"}"
+        ),
+        0.0
+    );
+    assert_eq!(kernel_route(&node, "198.18.67.0/24"), None);
 
     // max-prefix (4): 2 accepted + 5 more is over; Cease / Maximum Number of Prefixes
     // Reached (RFC 4486 subcode 1) reaches the router and its routes leave the kernel
@@ -411,8 +399,9 @@ fn malformed_updates_from_exabgp_are_handled_per_rfc7606() {
     assert_eq!(kernel_route(&node, "198.18.73.0/24"), None);
 }
 
-/// FRR and GoBGP announce the same prefixes (ECMP over both); BIRD and ExaBGP beside them.
-/// Config changes reset only the peer whose session parameters changed.
+/// FRR, GoBGP and ExaBGP announce the same prefixes (ECMP over the three, both families);
+/// BIRD beside them with a prefix of its own and ExaBGP with one more. Config changes reset
+/// only the peer whose session parameters changed.
 #[test]
 fn ecmp_over_frr_and_gobgp_and_config_changes_with_mixed_peers() {
     let (lab, node, tors) = topology("bgpd-mixed", 4);
@@ -442,7 +431,11 @@ fn ecmp_over_frr_and_gobgp_and_config_changes_with_mixed_peers() {
         &lab,
         &tors[3],
         "tor4",
-        spec(Kind::ExaBgp, &["198.18.68.0/24"], &[]),
+        spec(
+            Kind::ExaBgp,
+            &["198.18.66.0/24", "198.18.68.0/24"],
+            &shared6,
+        ),
     );
     let all = [
         (&frr, "198.18.0.1"),
@@ -468,19 +461,11 @@ fn ecmp_over_frr_and_gobgp_and_config_changes_with_mixed_peers() {
         &bgpd_conf(&lab, &[], &peers(9, "", true)),
     );
     expect_up(&bgpd, &all, 40);
-    // ECMP over FRR and GoBGP, both families
-    kernel(
-        &node,
-        "198.18.66.0/24",
-        Some(&["198.18.0.1", "198.18.0.2"]),
-        &bgpd,
-    );
-    kernel(
-        &node,
-        "2001:db8:64:2::/64",
-        Some(&["2001:db8::1", "2001:db8::2"]),
-        &bgpd,
-    );
+    // ECMP over FRR, GoBGP and ExaBGP, both families
+    let three4 = ["198.18.0.1", "198.18.0.2", "198.18.0.4"];
+    let three6 = ["2001:db8::1", "2001:db8::2", "2001:db8::4"];
+    kernel(&node, "198.18.66.0/24", Some(&three4), &bgpd);
+    kernel(&node, "2001:db8:64:2::/64", Some(&three6), &bgpd);
     kernel(&node, "198.18.67.0/24", Some(&["198.18.0.3"]), &bgpd);
     kernel(&node, "198.18.68.0/24", Some(&["198.18.0.4"]), &bgpd);
     for (r, _) in &all {
@@ -503,6 +488,9 @@ fn ecmp_over_frr_and_gobgp_and_config_changes_with_mixed_peers() {
         bgpd.logs()
     );
     assert_eq!(ids(&all[..3]), before[..3].to_vec(), "{}", bgpd.logs());
+    // its next hop is back in the ECMP routes
+    kernel(&node, "198.18.66.0/24", Some(&three4), &bgpd);
+    kernel(&node, "2001:db8:64:2::/64", Some(&three6), &bgpd);
     let before = ids(&all);
 
     // a new static prefix goes to every peer, no reset
@@ -511,20 +499,20 @@ fn ecmp_over_frr_and_gobgp_and_config_changes_with_mixed_peers() {
         has(r, "198.19.255.1/32", 15, true, &bgpd);
     }
     // GoBGP may no longer give us 198.18.66.0/24 (import change: ROUTE-REFRESH, no reset):
-    // ECMP falls back to FRR alone
+    // ECMP falls back to FRR and ExaBGP
     let narrow = "    import: [198.18.67.0/24, \"2001:db8:64::/48 le 64\"]\n";
     bgpd.rewrite(&bgpd_conf(
         &lab,
         &["198.19.255.1/32"],
         &peers(12, narrow, true),
     ));
-    kernel(&node, "198.18.66.0/24", Some(&["198.18.0.1"]), &bgpd);
     kernel(
         &node,
-        "2001:db8:64:2::/64",
-        Some(&["2001:db8::1", "2001:db8::2"]),
+        "198.18.66.0/24",
+        Some(&["198.18.0.1", "198.18.0.4"]),
         &bgpd,
     );
+    kernel(&node, "2001:db8:64:2::/64", Some(&three6), &bgpd);
     assert_eq!(ids(&all), before, "{}", bgpd.logs());
 
     // BIRD removed: Cease / Peer De-configured, its route goes, the others stay up

@@ -157,6 +157,8 @@ fn passwords_are_never_printed() {
     let e = parse(&GOOD.replace("s3cret-key", &long)).unwrap_err();
     assert!(!e.to_string().contains(&long), "{e}");
     assert!(e.to_string().contains("at most 80"), "{e}");
+    assert!(e.to_string().contains("peer 198.18.0.1"), "{e}");
+    assert_eq!(e.key(), Some("peers[0].password"));
 }
 
 #[test]
@@ -232,6 +234,11 @@ node_mesh: {{ hold_time: 9, password: mesh-key }}
     let d = diff(&m, &c.with_mesh(&BTreeSet::new()));
     assert_eq!(d.removed, vec!["198.18.0.12".parse::<IpAddr>().unwrap()]);
     assert!(d.reset.is_empty() && d.policy.is_empty());
+    // a mesh key the kernel would refuse is refused here, without echoing it
+    let long = "k".repeat(81);
+    let e = parse(&text.replace("mesh-key", &long)).unwrap_err();
+    assert_eq!(e.key(), Some("node_mesh.password"), "{e}");
+    assert!(!e.to_string().contains(&long), "{e}");
     // without node_name there is no mesh and no Service watch
     let e = parse(&text.replace("node_name: node1\nmanifests: /tmp/nodes.yaml\n", "")).unwrap_err();
     assert_eq!(e.key(), Some("node_mesh"), "{e}");

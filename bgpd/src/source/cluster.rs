@@ -7,6 +7,7 @@
 //!                                               status.loadBalancer.ingress[].ip inside the
 //!                                               configured ranges ─┐
 //!   Nodes ────mesh_peers(nodes, me)───────────> InternalIP of every other Node ──┤
+//!         ────mesh_nodes(nodes, me)───────────> their InternalIPs and podCIDRs ──┤
 //!                                                                  v
 //!   manifests file (polled) / API (kube-runtime watchers) ──> Cluster ──> speaker
 //! ```
@@ -48,6 +49,18 @@ pub struct Cluster {
     pub service_prefixes: BTreeSet<IpNet>,
     /// The other Nodes' addresses (node full mesh), when the mesh is on.
     pub mesh_peers: BTreeSet<IpAddr>,
+    /// The other Nodes' addresses and pod CIDRs, when the mesh is on: a node peer may give
+    /// us node X's pod CIDR only with X's address as next hop.
+    pub mesh_nodes: Vec<MeshNode>,
+}
+
+/// Another Node as the node mesh sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeshNode {
+    /// Its `status.addresses` of type `InternalIP`.
+    pub addresses: BTreeSet<IpAddr>,
+    /// Its `spec.podCIDRs`.
+    pub pod_cidrs: BTreeSet<IpNet>,
 }
 
 fn host_prefix(a: IpAddr) -> IpNet {
@@ -123,6 +136,42 @@ pub fn mesh_peers<'a>(nodes: impl IntoIterator<Item = &'a Node>, me: &str) -> BT
         .collect()
 }
 
+/// Every Node but `me` with an `InternalIP`: its addresses and pod CIDRs (a Node whose pod
+/// CIDRs do not parse is kept with none, and the error returned).
+pub fn mesh_nodes<'a>(
+    nodes: impl IntoIterator<Item = &'a Node>,
+    me: &str,
+) -> (Vec<MeshNode>, Vec<SourceError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for n in nodes
+        .into_iter()
+        .filter(|n| n.metadata.name.as_deref() != Some(me))
+    {
+        let addresses: BTreeSet<IpAddr> = n
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        if addresses.is_empty() {
+            continue;
+        }
+        let pod_cidrs = super::pod_cidrs(n).unwrap_or_else(|e| {
+            errors.push(e);
+            BTreeSet::new()
+        });
+        out.push(MeshNode {
+            addresses,
+            pod_cidrs,
+        });
+    }
+    (out, errors)
+}
+
 /// What to look for.
 #[derive(Debug, Clone)]
 pub struct ClusterWants {
@@ -150,7 +199,13 @@ fn compute<'a>(
         }
     }
     if wants.mesh {
-        c.mesh_peers = mesh_peers(nodes, &wants.me);
+        let nodes: Vec<&Node> = nodes.into_iter().collect();
+        c.mesh_peers = mesh_peers(nodes.iter().copied(), &wants.me);
+        let (m, errs) = mesh_nodes(nodes, &wants.me);
+        for e in errs {
+            tracing::warn!(error = %e, "Node pod CIDRs skipped");
+        }
+        c.mesh_nodes = m;
     }
     c
 }
@@ -363,6 +418,7 @@ status:
 apiVersion: v1
 kind: Node
 metadata: { name: node2 }
+spec: { podCIDRs: [198.18.66.0/24] }
 status:
   addresses: [{ type: InternalIP, address: 198.18.0.12 }]
 ---
@@ -405,6 +461,13 @@ status:
                 .into_iter()
                 .collect()
         );
+        assert_eq!(
+            c.mesh_nodes,
+            [MeshNode {
+                addresses: ["198.18.0.12".parse().unwrap()].into_iter().collect(),
+                pod_cidrs: nets(&["198.18.66.0/24"]),
+            }]
+        );
         // only external IPs wanted, no mesh
         let c = read_cluster(
             &f,
@@ -419,7 +482,7 @@ status:
         )
         .unwrap();
         assert_eq!(c.service_prefixes, nets(&["198.19.255.7/32"]));
-        assert!(c.mesh_peers.is_empty());
+        assert!(c.mesh_peers.is_empty() && c.mesh_nodes.is_empty());
     }
 
     #[test]
@@ -451,6 +514,23 @@ status:
         );
         assert_eq!(node_address(&nodes[2]), None);
         assert_eq!(mesh_peers(&nodes, "node2").len(), 1);
+        // both InternalIPs of node1; node3 (no InternalIP) is not in the mesh
+        let (m, errs) = mesh_nodes(&nodes, "node2");
+        assert!(errs.is_empty());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].addresses.len(), 2);
+        // a Node with a bad pod CIDR is kept without pod CIDRs, the error names it
+        let mut bad = nodes[1].clone();
+        bad.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            pod_cidrs: Some(vec!["198.18.66.0/33".into()]),
+            ..Default::default()
+        });
+        let (m, errs) = mesh_nodes([&bad], "node1");
+        assert!(m[0].pod_cidrs.is_empty());
+        assert_eq!(
+            errs[0].to_string(),
+            "Node node2: spec.podCIDRs: \"198.18.66.0/33\" is not a prefix"
+        );
     }
 
     #[test]

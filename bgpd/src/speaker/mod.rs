@@ -34,9 +34,10 @@ use crate::config::{Config, ConfigError, PeerCfg};
 use crate::fib::netlink::{LocalAddr, Netlink, connected};
 use crate::fib::{DiffMode, FibOp, FibSync};
 use crate::metrics::Metrics;
-use crate::policy::{ExportPolicy, ImportPolicy};
+use crate::policy::{ExpectedNextHop, ExportPolicy, ImportPolicy};
 use crate::rib::{AdjRibOut, PeerId, Rib};
 use crate::session::{ConnId, Peer, SelectionDeferral, State};
+use crate::source::cluster::MeshNode;
 use crate::transport::{Accepted, FromConn, Listener, ToConn};
 use crate::wire::AfiSafi;
 use fib_task::{FibCmd, FibEvent};
@@ -137,6 +138,8 @@ pub struct Speaker {
     file_cfg: Config,
     /// The other Nodes, when the node mesh is on.
     mesh: BTreeSet<IpAddr>,
+    /// The other Nodes' addresses and pod CIDRs, when the node mesh is on.
+    mesh_nodes: Vec<MeshNode>,
     own: BTreeSet<IpNet>,
     fib: Option<FibSync>,
     fib_tx: Option<mpsc::UnboundedSender<FibCmd>>,
@@ -271,6 +274,7 @@ impl Speaker {
             service_prefixes: BTreeSet::new(),
             file_cfg: cfg.clone(),
             mesh: BTreeSet::new(),
+            mesh_nodes: Vec::new(),
             peers: BTreeMap::new(),
             fib,
             fib_tx,
@@ -361,6 +365,10 @@ impl Speaker {
                 if c.service_prefixes != self.service_prefixes {
                     self.service_prefixes = c.service_prefixes;
                     self.update_own();
+                }
+                if c.mesh_nodes != self.mesh_nodes {
+                    self.mesh_nodes = c.mesh_nodes;
+                    self.refresh_import();
                 }
                 if c.mesh_peers != self.mesh {
                     tracing::info!(nodes = ?c.mesh_peers, "node mesh changed");
@@ -468,6 +476,51 @@ impl Speaker {
     }
 
     /// Own prefixes = static ∪ the Node's pod CIDRs: re-advertise what changed.
+    /// The import policy of a peer: the configured one; for a peer that is another Node (its
+    /// address is a Node's InternalIP) also the other Nodes' pod CIDRs, each only with its
+    /// Node's address as next hop (of the CIDR's family): a node cannot draw another node's
+    /// pod traffic to itself.
+    pub(super) fn import_for(&self, p: &PeerCfg) -> ImportPolicy {
+        let mut pol = self.cfg.import_policy(p, &self.own);
+        if self
+            .mesh_nodes
+            .iter()
+            .any(|n| n.addresses.contains(&p.address))
+        {
+            pol.expected_next_hops = self
+                .mesh_nodes
+                .iter()
+                .flat_map(|n| {
+                    n.pod_cidrs.iter().filter_map(|c| {
+                        let next_hops: Vec<IpAddr> = n
+                            .addresses
+                            .iter()
+                            .filter(|a| a.is_ipv4() == matches!(c, IpNet::V4(_)))
+                            .copied()
+                            .collect();
+                        (!next_hops.is_empty()).then_some(ExpectedNextHop {
+                            prefix: *c,
+                            next_hops,
+                        })
+                    })
+                })
+                .collect();
+        }
+        pol
+    }
+
+    /// New import policies for every peer (the Nodes changed); they apply to the routes
+    /// received from now on.
+    fn refresh_import(&mut self) {
+        let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for a in addrs {
+            let import = self.import_for(&self.peers[&a].cfg);
+            if let Some(ps) = self.peers.get_mut(&a) {
+                ps.import = import;
+            }
+        }
+    }
+
     fn update_own(&mut self) {
         let new: BTreeSet<IpNet> = self
             .static_prefixes
@@ -484,7 +537,7 @@ impl Speaker {
         self.own = new;
         let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
         for a in addrs {
-            let import = self.cfg.import_policy(&self.peers[&a].cfg, &self.own);
+            let import = self.import_for(&self.peers[&a].cfg);
             if let Some(ps) = self.peers.get_mut(&a) {
                 ps.import = import;
             }

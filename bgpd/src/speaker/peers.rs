@@ -100,7 +100,7 @@ impl Speaker {
         self.next_epoch += 1;
         let ps = PeerState {
             epoch,
-            import: self.cfg.import_policy(&cfg, &self.own),
+            import: self.import_for(&cfg),
             export: self.cfg.export_policy(&cfg),
             cfg,
             fsm,
@@ -235,7 +235,7 @@ impl Speaker {
         let Some(p) = self.cfg.peer(addr).cloned() else {
             return;
         };
-        let import = self.cfg.import_policy(&p, &self.own);
+        let import = self.import_for(&p);
         let export = self.cfg.export_policy(&p);
         let Some(ps) = self.peers.get_mut(&addr) else {
             return;

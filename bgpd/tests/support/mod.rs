@@ -12,6 +12,7 @@
 //! Invocations follow shared/reference/test-environment.md §3.
 #![allow(dead_code)]
 
+pub(crate) mod feed;
 pub(crate) mod router;
 
 use std::path::{Path, PathBuf};

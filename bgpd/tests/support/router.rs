@@ -35,13 +35,6 @@ pub(crate) enum Kind {
     ExaBgp,
 }
 
-impl Kind {
-    /// Whether the matrix runs the MD5 rows against it.
-    pub(crate) fn md5(self) -> bool {
-        matches!(self, Kind::Frr | Kind::GoBgp | Kind::Bird)
-    }
-}
-
 /// What a router is configured with.
 #[derive(Debug, Clone)]
 pub(crate) struct RouterSpec {
