@@ -12,7 +12,9 @@
 //! Rows, in order: session up; pod CIDRs advertised and withdrawn (both families); routes
 //! learned, installed and withdrawn; ROUTE-REFRESH from the peer (we resend) and from us (an
 //! import change: the peer resends); hold timer expiry with the peer SIGSTOPped; MD5 wrong key
-//! never up; max-prefix Cease seen by the peer.
+//! never up; max-prefix Cease seen by the peer. Every row runs for every kind: the session
+//! with tor1 is MD5-signed throughout (ExaBGP 4.2 too: its `md5-password` sets `TCP_MD5SIG`
+//! on its connection, and our listener drops unsigned SYNs from a keyed peer).
 
 mod support;
 
