@@ -18,6 +18,11 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /src
+# bgpd's allocator (tikv-jemalloc-sys) builds jemalloc with make, which the slim image lacks.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 # ring (TLS for the Kubernetes client) needs a C compiler: the rust slim image has gcc.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
