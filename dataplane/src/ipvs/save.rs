@@ -451,10 +451,13 @@ fn write_server(out: &mut String, key: &ServiceKey, rs: &RealServer) {
     }
     if let (Forward::Tunnel, Some(t)) = (rs.forward, rs.tunnel) {
         let _ = write!(out, " --tun-type {}", t.kind.name());
-        if t.kind != TunType::Ipip {
-            if t.kind == TunType::Gue {
-                let _ = write!(out, " --tun-port {}", t.port);
-            }
+        // as ipvsadm prints them: the port for GUE, the checksum flag for GUE and GRE; and
+        // whenever they hold something else than the default, so that the line reads back to
+        // the same server (`--tun-port 6081` on an ipip line is kept, not dropped)
+        if t.kind == TunType::Gue || t.port != 0 {
+            let _ = write!(out, " --tun-port {}", t.port);
+        }
+        if t.kind != TunType::Ipip || t.flags != tun_flags::NOCSUM {
             out.push_str(match t.flags {
                 tun_flags::CSUM => " --tun-csum",
                 tun_flags::REMCSUM => " --tun-remcsum",
@@ -474,6 +477,24 @@ mod tests {
 
     fn err(text: &str) -> String {
         IpvsState::from_save(text).unwrap_err().to_string()
+    }
+
+    /// Found by the `ipvs_text` fuzz target: a tunnel port or checksum flag on a server whose
+    /// tunnel type does not print them (ipip, or a GRE port) was dropped by `to_save`.
+    #[test]
+    fn tunnel_options_outside_their_type_survive_save() {
+        let text = "-A -t 198.19.0.13:80 -s mh\n\
+            -a -t 198.19.0.13:80 -r 198.18.65.5:80 -i -w 1 --tun-port 6081 --tun-remcsum\n\
+            -a -t 198.19.0.13:80 -r 198.18.65.6:80 -i -w 1 --tun-type gre --tun-port 7 --tun-csum\n\
+            -a -t 198.19.0.13:80 -r 198.18.65.7:80 -i -w 1 --tun-type ipip\n";
+        let st = IpvsState::from_save(text).unwrap();
+        let saved = st.to_save();
+        assert_eq!(IpvsState::from_save(&saved).unwrap(), st, "{saved}");
+        // what ipvsadm prints for a plain ipip server is unchanged
+        assert!(
+            saved.contains("198.18.65.7:80 -i -w 1 --tun-type ipip\n"),
+            "{saved}"
+        );
     }
 
     #[test]
