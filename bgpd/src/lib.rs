@@ -18,16 +18,21 @@
 //! The daemon around them: [`config`] (the YAML file), [`transport`] (TCP, MD5, GTSM, one
 //! task per connection), [`speaker`] (the one task that owns the state), [`fib::netlink`]
 //! (kernel routes), [`source`] (the Node's pod CIDRs), [`api`] (control socket) and
-//! [`metrics`].
+//! [`metrics`]. The daemon is the default cargo feature `daemon`; without it only the pure
+//! modules and the file parsers build (the fuzz targets' configuration, see docs/fuzzing.md).
 
+#[cfg(feature = "daemon")]
 pub mod api;
 pub mod config;
 pub mod fib;
+#[cfg(feature = "daemon")]
 pub mod metrics;
 pub mod policy;
 pub mod rib;
 pub mod session;
 pub mod source;
+#[cfg(feature = "daemon")]
 pub mod speaker;
+#[cfg(feature = "daemon")]
 pub mod transport;
 pub mod wire;

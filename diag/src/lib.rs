@@ -20,11 +20,13 @@
 
 pub mod bundle;
 pub mod check;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod cluster;
 pub mod collect;
 pub mod command;
 pub mod explain;
+#[cfg(feature = "cli")]
 pub mod kubeapi;
 pub mod objects;
 pub mod redact;

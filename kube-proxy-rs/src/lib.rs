@@ -14,14 +14,20 @@
 //! ([`apply`], [`conntrack`]), the sync loop ([`sync`]), the object sources ([`watch`]) and
 //! the health and metrics servers ([`health`], [`metrics`]).
 
+#[cfg(feature = "daemon")]
 pub mod apply;
 pub mod config;
+#[cfg(feature = "daemon")]
 pub mod conntrack;
+#[cfg(feature = "daemon")]
 pub mod health;
+#[cfg(feature = "daemon")]
 pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod render;
 pub mod source;
+#[cfg(feature = "daemon")]
 pub mod sync;
+#[cfg(feature = "daemon")]
 pub mod watch;

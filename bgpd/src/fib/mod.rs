@@ -30,6 +30,7 @@ use ipnet::IpNet;
 use crate::rib::{Change, PeerInfo, Rib, Route, RouteAttrs};
 use crate::wire::{AfiSafi, NextHop};
 
+#[cfg(feature = "daemon")]
 pub mod netlink;
 
 /// `RTPROT_BGP` (linux/rtnetlink.h), printed as `proto bgp` by `ip route`.

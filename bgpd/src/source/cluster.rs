@@ -14,13 +14,18 @@
 //! A Service that goes away takes its addresses with it; a Node that goes away leaves the
 //! mesh. Addresses that do not parse are skipped with a typed error (the rest still counts).
 
-use std::collections::{BTreeMap, BTreeSet};
+#[cfg(feature = "daemon")]
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+#[cfg(feature = "daemon")]
 use std::path::PathBuf;
+#[cfg(feature = "daemon")]
 use std::time::Duration;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Service};
+#[cfg(feature = "daemon")]
 use tokio::sync::mpsc;
 
 use super::SourceError;
@@ -230,6 +235,7 @@ pub fn read_cluster(path: &std::path::Path, wants: &ClusterWants) -> Result<Clus
     Ok(compute(&services, &nodes, wants))
 }
 
+#[cfg(feature = "daemon")]
 /// Poll the manifests: send the cluster sources at start and whenever they change.
 pub fn spawn_cluster_manifests(
     path: PathBuf,
@@ -267,6 +273,7 @@ pub fn spawn_cluster_manifests(
     })
 }
 
+#[cfg(feature = "daemon")]
 /// Objects by name, kept from a kube-runtime watcher's events; `None` until the first
 /// complete list (so a relist never publishes a half-filled set).
 struct Store<K> {
@@ -275,6 +282,7 @@ struct Store<K> {
     ready: bool,
 }
 
+#[cfg(feature = "daemon")]
 fn key<K: kube::Resource>(k: &K) -> String {
     format!(
         "{}/{}",
@@ -283,6 +291,7 @@ fn key<K: kube::Resource>(k: &K) -> String {
     )
 }
 
+#[cfg(feature = "daemon")]
 impl<K: kube::Resource + Clone> Store<K> {
     fn new() -> Self {
         Store {
@@ -323,6 +332,7 @@ impl<K: kube::Resource + Clone> Store<K> {
     }
 }
 
+#[cfg(feature = "daemon")]
 /// Watch Services (all namespaces) and Nodes in the API as `wants` asks, and send the
 /// cluster sources whenever they change.
 pub async fn spawn_cluster_kube(

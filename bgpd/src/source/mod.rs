@@ -14,11 +14,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "daemon")]
 use std::time::Duration;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use serde::Deserialize;
+#[cfg(feature = "daemon")]
 use tokio::sync::mpsc;
 
 pub mod cluster;
@@ -215,6 +217,7 @@ pub fn read_manifests(path: &Path, name: &str) -> Result<BTreeSet<IpNet>, Source
     Ok(BTreeSet::new())
 }
 
+#[cfg(feature = "daemon")]
 /// Watch the manifests: send the Node's pod CIDRs at start and whenever they change.
 pub fn spawn_manifests(
     path: PathBuf,
@@ -253,6 +256,7 @@ pub fn spawn_manifests(
     })
 }
 
+#[cfg(feature = "daemon")]
 /// Watch Node `name` in the API (kubeconfig file, or in-cluster / `KUBECONFIG` when `None`).
 pub async fn spawn_kube(
     kubeconfig: Option<PathBuf>,
@@ -266,6 +270,7 @@ pub async fn spawn_kube(
     Ok(tokio::spawn(watch_node(api, cfg, name, tx)))
 }
 
+#[cfg(feature = "daemon")]
 /// A client from the kubeconfig file, or in-cluster / `KUBECONFIG` when `None`.
 pub(crate) async fn kube_client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, SourceError> {
     let config = match &kubeconfig {
@@ -283,6 +288,7 @@ pub(crate) async fn kube_client(kubeconfig: Option<PathBuf>) -> Result<kube::Cli
     kube::Client::try_from(config).map_err(|e| SourceError::Kube(e.to_string()))
 }
 
+#[cfg(feature = "daemon")]
 async fn watch_node(
     api: kube::Api<Node>,
     cfg: kube::runtime::watcher::Config,

@@ -219,12 +219,21 @@ impl Bundle {
     /// one directory), checking the manifest's format and version and that every file it names
     /// is there.
     pub fn read(path: &Path) -> Result<Bundle, BundleError> {
-        let (files, manifest_path) = if path.is_dir() {
-            (read_dir_files(path)?, path.join(MANIFEST))
+        let files = if path.is_dir() {
+            read_dir_files(path)?
         } else {
-            let files = read_tar_files(path)?;
-            (files, path.join(MANIFEST))
+            read_tar_files(path)?
         };
+        Bundle::from_files(&files, path)
+    }
+
+    /// A bundle from the files of a directory or archive, by file name (`path`, where they
+    /// were read from, for messages): the checks of [`Bundle::read`] without the I/O.
+    pub fn from_files(
+        files: &BTreeMap<String, Vec<u8>>,
+        path: &Path,
+    ) -> Result<Bundle, BundleError> {
+        let manifest_path = path.join(MANIFEST);
         let Some(text) = files.get(MANIFEST) else {
             return Err(BundleError::NotABundle {
                 path: path.to_path_buf(),

@@ -7,8 +7,10 @@
 //!
 //! [`manifest`] is pure (text in, objects out); [`file`](mod@file) does the reading and watching.
 
+#[cfg(feature = "daemon")]
 pub mod file;
 pub mod manifest;
 
+#[cfg(feature = "daemon")]
 pub use file::{FileSource, FileWatch, Snapshot, SourceError};
 pub use manifest::{Ignored, ManifestError, Manifests};
