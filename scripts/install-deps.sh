@@ -29,3 +29,5 @@ fi
 command -v kubectl >/dev/null 2>&1 || echo "install-deps: note: kubectl not found; the kubectl interop test will be skipped" >&2
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found (install Rust with rustup)" >&2; exit 1; }
 cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
+# the fuzz smoke of scripts/test.sh (scripts/fuzz-smoke.sh)
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked

@@ -10,7 +10,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked
-# a short fuzz smoke of bgpd::wire's decoder, opt-in (FUZZ_SMOKE_SECS=30): `cargo fuzz` builds
-# bgpd's whole dependency tree (kube included) in release with sanitizers, too slow for CI today
-secs=${FUZZ_SMOKE_SECS:-0}
+# every fuzz target for a short smoke (docs/fuzzing.md): FUZZ_SMOKE_SECS per target (0 skips);
+# the instrumented build holds only the pure libraries (no default features): 700 s of CPU cold
+secs=${FUZZ_SMOKE_SECS:-10}
 if ((secs > 0)); then scripts/fuzz-smoke.sh "$secs"; fi
