@@ -155,3 +155,38 @@ fn parse_errors_carry_the_line() {
         assert_eq!((e.line, e.expected), (line, expected), "{text:?}: {e}");
     }
 }
+
+/// Fuzz finding (ipset_save): a last line ending in two CRs without a newline. A value kept a
+/// CR that `to_save` then wrote at a line end, where reading drops it: save → parse changed
+/// the sets. Every trailing CR is now part of the line ending.
+#[test]
+fn trailing_carriage_returns_survive_save_and_parse() {
+    let text = "-N \x0b\x0b\t\x0b-N \x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0e\x0b\t\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x04\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\r\r";
+    let sets = Sets::parse(text).unwrap();
+    let back = Sets::parse(&sets.to_save()).unwrap();
+    assert_eq!(back, sets, "{:?}", sets.to_save());
+}
+
+/// Fuzz finding (ipset_save): values holding backslashes, quotes or blanks were written back
+/// bare, so reading the save text unescaped them again (save → parse changed the sets). They
+/// are now quoted and escaped.
+#[test]
+fn values_with_backslashes_and_quotes_survive_save_and_parse() {
+    let text = String::from_utf8_lossy(b"\x0acreate KUBE-CV  #\x01\x00\x00\x00\x00\x00\x01\xf1 h layout\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\xa4\xa3\xa3\xa3\\\\\\\\\\\\\\ \x00   01 \xff  0\xff E-CV  \\\\\xcb\\\\\\\\\\\\\\\\\\\xff\xff\xff\x02\x00\x00\x00\x00\x02\x00\x00\\\\\\ \x00   01 \xff \\\\ \\\\of,!tyip\\a\\\\\\\\\\\\\xff\xff\xff\xff\xff\xff\xff\xff\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\xa4\xa3\xa3\xa3\\\\\\\\\\\\\\\\\\\xcb\\\\\\\\\\\\\\\\\\\xff\xff\xff\x02\x00\x00\x00\x00\x02\x00\x00\\\\\\\\\\ \\\\of,!tyipvs/ipset.go 9: names,!types); ipsts' di# scriptfs");
+    let sets = Sets::parse(&text).unwrap();
+    let back = Sets::parse(&sets.to_save()).unwrap();
+    assert_eq!(back, sets, "{:?}", sets.to_save());
+    let one = Sets::parse(concat!(
+        r#"create "a b\\c" hash:ip"#,
+        "\n",
+        r#"add "a b\\c" 198.18.0.1 comment "say \"hi\"""#,
+        "\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        Sets::parse(&one.to_save()).unwrap(),
+        one,
+        "{}",
+        one.to_save()
+    );
+}

@@ -352,7 +352,9 @@ impl Sets {
                 expected,
                 found: found.chars().take(80).collect(),
             };
-            let line = line.strip_suffix('\r').unwrap_or(line);
+            // every trailing CR: `lines` keeps a bare one at the end of the text, and a value
+            // ending in CR would not survive `to_save` (its line ends "\r\n", read as the end)
+            let line = line.trim_end_matches('\r');
             if line.trim().is_empty() {
                 continue;
             }
@@ -493,7 +495,7 @@ impl Sets {
     pub fn to_save(&self) -> String {
         let mut out = String::new();
         for s in &self.sets {
-            let _ = write!(out, "create {} {}", s.name, s.set_type.name());
+            let _ = write!(out, "create {} {}", word(&s.name), word(s.set_type.name()));
             for o in &s.options {
                 let _ = match o {
                     CreateOption::Family(Family::V4) => write!(out, " family inet"),
@@ -502,25 +504,25 @@ impl Sets {
                     CreateOption::Maxelem(n) => write!(out, " maxelem {n}"),
                     CreateOption::Timeout(n) => write!(out, " timeout {n}"),
                     CreateOption::Size(n) => write!(out, " size {n}"),
-                    CreateOption::Range(r) => write!(out, " range {r}"),
+                    CreateOption::Range(r) => write!(out, " range {}", word(r)),
                     CreateOption::Counters => write!(out, " counters"),
                     CreateOption::Comment => write!(out, " comment"),
                     CreateOption::Skbinfo => write!(out, " skbinfo"),
                     CreateOption::Forceadd => write!(out, " forceadd"),
-                    CreateOption::KeyValue(k, v) => write!(out, " {k} {v}"),
+                    CreateOption::KeyValue(k, v) => write!(out, " {} {}", word(k), word(v)),
                 };
             }
             out.push('\n');
             for e in &s.entries {
-                let _ = write!(out, "add {} {}", s.name, e.elem.text);
+                let _ = write!(out, "add {} {}", word(&s.name), word(&e.elem.text));
                 for o in &e.options {
                     let _ = match o {
                         EntryOption::Nomatch => write!(out, " nomatch"),
                         EntryOption::Timeout(n) => write!(out, " timeout {n}"),
                         EntryOption::Packets(n) => write!(out, " packets {n}"),
                         EntryOption::Bytes(n) => write!(out, " bytes {n}"),
-                        EntryOption::Comment(c) => write!(out, " comment \"{c}\""),
-                        EntryOption::KeyValue(k, v) => write!(out, " {k} {v}"),
+                        EntryOption::Comment(c) => write!(out, " comment {}", quoted(c)),
+                        EntryOption::KeyValue(k, v) => write!(out, " {} {}", word(k), word(v)),
                     };
                 }
                 out.push('\n');
@@ -528,4 +530,27 @@ impl Sets {
         }
         out
     }
+}
+
+/// `s` as one word of a save line: as it is, or in double quotes with `"` and `\\` escaped
+/// when it is empty or holds a blank, a quote or a backslash (what [`words`] reads back).
+fn word(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.is_empty() && !s.contains([' ', '\t', '"', '\\']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(quoted(s))
+}
+
+/// `s` in double quotes, `"` and `\\` escaped (a comment, as `ipset save` writes it).
+fn quoted(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
 }

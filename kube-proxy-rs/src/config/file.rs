@@ -182,7 +182,8 @@ impl KubeProxyConfiguration {
     /// Decodes a configuration file's text and checks its `apiVersion` and `kind`.
     pub fn parse(text: &str) -> Result<KubeProxyConfiguration, FileError> {
         let cfg: KubeProxyConfiguration = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            // no position (e.g. an anchor that never ends): the document's start, line 1
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let message = e.to_string();
             let suffix = format!(" at line {line} column {column}");
             let message = message

@@ -461,3 +461,17 @@ fn conntrack_sysctls_follow_upstream() {
         ]
     );
 }
+
+/// Fuzz finding (kube_proxy_config): an error serde_yaml reports without a position (an
+/// anchor that never ends) was "line 0 column 0"; lines count from 1.
+#[test]
+fn a_syntax_error_without_a_position_names_line_1() {
+    let e = crate::config::file::KubeProxyConfiguration::parse(
+        "&pibridge_interface999999999999999999a99999999999999999999]999999999999999999apiV",
+    )
+    .unwrap_err();
+    let FileError::Syntax { line, column, .. } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!((*line, *column), (1, 1), "{e}");
+}
