@@ -190,3 +190,13 @@ fn values_with_backslashes_and_quotes_survive_save_and_parse() {
         one.to_save()
     );
 }
+
+/// Fuzz finding (ipset_save): a set type ending in CR followed by blanks lost its CR through
+/// save (the CR came last on the saved line). Values with a CR are now quoted.
+#[test]
+fn a_value_ending_in_a_carriage_return_survives_save_and_parse() {
+    let text = String::from_utf8_lossy(b"create KUBE0CL \xff\xff\xff\xff\xff\xff\xff\x0d    \x0acreate KUBE              \xff                           \xff      \x00");
+    let sets = Sets::parse(&text).unwrap();
+    let back = Sets::parse(&sets.to_save()).unwrap();
+    assert_eq!(back, sets, "{:?}", sets.to_save());
+}

@@ -533,9 +533,10 @@ impl Sets {
 }
 
 /// `s` as one word of a save line: as it is, or in double quotes with `"` and `\\` escaped
-/// when it is empty or holds a blank, a quote or a backslash (what [`words`] reads back).
+/// when it is empty or holds a blank, a quote, a backslash or a CR (one at the end of a line
+/// would be read as part of the line ending): what [`words`] reads back.
 fn word(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.is_empty() && !s.contains([' ', '\t', '"', '\\']) {
+    if !s.is_empty() && !s.contains([' ', '\t', '"', '\\', '\r']) {
         return std::borrow::Cow::Borrowed(s);
     }
     std::borrow::Cow::Owned(quoted(s))
