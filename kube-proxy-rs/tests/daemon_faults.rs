@@ -40,7 +40,8 @@ const OUTAGE: Duration = Duration::from_secs(60);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// When a connection was made and the host that answered it (`None`: it failed).
-type Seen = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
+/// Each probe: when it ended, and the host that answered or why it failed.
+type Seen = Arc<Mutex<Vec<(Instant, Result<String, String>)>>>;
 
 /// Connections from `host` to `addr:80`, one after another, each with the host that answered
 /// (or `None`), until stopped.
@@ -60,12 +61,14 @@ impl Prober {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let r = match h.tcp_connect(addr, 80, PROBE_TIMEOUT) {
-                        Ok(l) => Greeting::parse(&l).map(|g| g.host),
-                        Err(e) => {
-                            eprintln!("{} probe of {addr}:80 failed: {e}", jiff::Timestamp::now());
-                            None
-                        }
+                        Ok(l) => Greeting::parse(&l)
+                            .map(|g| g.host)
+                            .ok_or_else(|| format!("not a greeting: {l:?}")),
+                        Err(e) => Err(e.to_string()),
                     };
+                    if let Err(e) = &r {
+                        eprintln!("{} probe of {addr}:80 failed: {e}", jiff::Timestamp::now());
+                    }
                     seen.lock().unwrap().push((Instant::now(), r));
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -83,19 +86,28 @@ impl Prober {
         let seen = self.seen.lock().unwrap();
         seen.iter()
             .filter(|(at, _)| *at >= t)
-            .filter_map(|(_, h)| h.clone())
+            .filter_map(|(_, h)| h.clone().ok())
             .collect()
     }
 
-    /// Stops; (worked, failed).
-    fn finish(mut self) -> (usize, usize) {
+    /// Stops; (how many worked, each failure as "+SECONDS after `t0`: why").
+    fn finish(mut self, t0: Instant) -> (usize, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
         }
         let seen = self.seen.lock().unwrap();
-        let ok = seen.iter().filter(|(_, h)| h.is_some()).count();
-        (ok, seen.len() - ok)
+        let failed: Vec<String> = seen
+            .iter()
+            .filter_map(|(at, r)| {
+                let e = r.as_ref().err()?;
+                Some(format!(
+                    "+{:.3} s: {e}",
+                    at.saturating_duration_since(t0).as_secs_f64()
+                ))
+            })
+            .collect();
+        (seen.len() - failed.len(), failed)
     }
 }
 
@@ -156,6 +168,7 @@ fn apiserver_partitioned_mid_watch() {
     std::thread::sleep(Duration::from_millis(1100));
     let rules = w.saves();
     let prober = Prober::start(&w.b, "198.19.0.10");
+    let probing = Instant::now();
 
     // Partition: packets to and from the API server are dropped, the connections stay open
     // on both ends. A Service added meanwhile cannot reach the node.
@@ -208,8 +221,16 @@ fn apiserver_partitioned_mid_watch() {
     );
     // One retry period (kube_proxy_rs::watch::RETRY_MAX, 2 s) plus a SYN retransmission.
     assert!(took < Duration::from_secs(5), "{tag} took {took:?}");
-    let (ok, failed) = prober.finish();
-    assert_eq!(failed, 0, "{tag} connections failed around the partition");
+    let (ok, failed) = prober.finish(probing);
+    assert!(
+        failed.is_empty(),
+        "{tag} connections failed around the partition (began +{:.3} s, healed +{:.3} s after \
+         probing started):\n{}\n{}",
+        cut.saturating_duration_since(probing).as_secs_f64(),
+        t0.saturating_duration_since(probing).as_secs_f64(),
+        failed.join("\n"),
+        p.logs()
+    );
     assert!(ok > 100, "{tag} {ok}");
     wait_log(&p, "watch recovered");
     assert!(!p.stderr().contains("ERROR"), "{}", p.logs());
@@ -454,6 +475,7 @@ fn rolling_replacement_loses_no_connection() {
     w.wait_synced(&p, "start");
     // The client is node1 itself (its OUTPUT chain), a process on the node.
     let prober = Prober::start(&w.n1, "198.19.0.70");
+    let probing = Instant::now();
     std::thread::sleep(Duration::from_millis(1000));
 
     // The old pods are told to stop: terminating but still serving. Nothing else serves, so
@@ -503,9 +525,16 @@ fn rolling_replacement_loses_no_connection() {
         ]),
     );
     std::thread::sleep(Duration::from_millis(2000));
-    let (ok, failed) = prober.finish();
-    eprintln!("{tag} rolling replacement: {ok} connections, {failed} failed");
-    assert_eq!(failed, 0, "{tag} connections failed during the rollout");
+    let (ok, failed) = prober.finish(probing);
+    eprintln!(
+        "{tag} rolling replacement: {ok} connections, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{tag} connections failed during the rollout (after probing started):\n{}",
+        failed.join("\n")
+    );
     assert!(ok > 100, "{tag} {ok}");
 }
 
