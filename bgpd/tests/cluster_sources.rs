@@ -157,3 +157,79 @@ fn node_mesh_and_service_addresses_follow_the_api() {
     let logs = b1.logs();
     assert!(logs.contains("node mesh changed"), "{logs}");
 }
+
+/// The API server's packets dropped both ways in `cp` (an iptables-nft rule in the test's own
+/// namespace), or let through again. The connections stay open on both ends.
+fn blackhole(cp: &lab::Host, on: bool) {
+    let op = if on { "-I" } else { "-D" };
+    cp.sh(&format!(
+        "iptables-nft -w 5 {op} INPUT -p tcp --dport 6444 -j DROP && \
+         iptables-nft -w 5 {op} OUTPUT -p tcp --sport 6444 -j DROP"
+    ))
+    .unwrap();
+}
+
+/// A partition that silently drops the API server's packets: bgpd's watch connection is
+/// noticed dead by TCP keepalive within seconds (kube-rs' plain connector would wait for its
+/// 295 s idle timeout), and a Node added during the partition joins the mesh once it heals.
+#[test]
+fn a_silent_api_partition_is_noticed_and_healed() {
+    let lab = support::lab("bgpd-apipart");
+    let n1 = lab.node("node1").unwrap();
+    let cp = lab.host("cp").unwrap();
+    lab.segment("rack", &[&n1, &cp]).unwrap();
+    let cp_ip = cp.ipv4().unwrap();
+    let api = cp
+        .run(move || {
+            ApiServer::start(ApiServerOpts {
+                listen: SocketAddr::new(cp_ip.into(), 6444),
+                ..Default::default()
+            })
+        })
+        .unwrap()
+        .unwrap();
+    api.kubeconfig(&lab.dir().join("kubeconfig")).unwrap();
+    api.apply(&node("node1", "198.18.0.11", "198.18.65.0/24"))
+        .unwrap();
+    api.apply(&node("node2", "198.18.0.12", "198.18.66.0/24"))
+        .unwrap();
+    let b1 = Bgpd::start(&lab, &n1, "node1", &conf(&lab, "node1", "198.18.0.11"));
+    assert!(
+        wait(30, || !b1.neighbor("198.18.0.12").is_null()),
+        "{}",
+        b1.logs()
+    );
+
+    blackhole(&cp, true);
+    let cut = std::time::Instant::now();
+    api.apply(&node("node3", "198.18.0.13", "198.18.67.0/24"))
+        .unwrap();
+    // keepalive after 5 s idle, then TCP_USER_TIMEOUT 10 s (bgpd::source::client)
+    assert!(
+        wait(30, || b1.logs().contains("cluster watch failed, retrying")),
+        "the dead watch connection was not noticed\n{}",
+        b1.logs()
+    );
+    eprintln!(
+        "dead watch noticed {} ms after the partition began",
+        cut.elapsed().as_millis()
+    );
+    assert!(
+        b1.neighbor("198.18.0.13").is_null(),
+        "node3 joined during the partition"
+    );
+
+    blackhole(&cp, false);
+    let healed = std::time::Instant::now();
+    // kube-runtime's default backoff: at most 30 s between retries
+    assert!(
+        wait(45, || !b1.neighbor("198.18.0.13").is_null()),
+        "node3 did not join after the partition healed\n{}",
+        b1.logs()
+    );
+    eprintln!(
+        "node added during the partition in the mesh {} ms after it healed",
+        healed.elapsed().as_millis()
+    );
+    assert!(!b1.logs().contains("ERROR"), "{}", b1.logs());
+}

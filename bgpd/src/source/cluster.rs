@@ -342,7 +342,7 @@ pub async fn spawn_cluster_kube(
 ) -> Result<tokio::task::JoinHandle<()>, SourceError> {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
-    let client = super::kube_client(kubeconfig).await?;
+    let client = super::client::kube_client(kubeconfig).await?;
     let services: kube::Api<Service> = kube::Api::all(client.clone());
     let nodes: kube::Api<Node> = kube::Api::all(client);
     enum Ev {

@@ -23,6 +23,8 @@ use serde::Deserialize;
 #[cfg(feature = "daemon")]
 use tokio::sync::mpsc;
 
+#[cfg(feature = "daemon")]
+pub mod client;
 pub mod cluster;
 
 /// Why a manifest could not be read.
@@ -264,28 +266,10 @@ pub async fn spawn_kube(
     tx: mpsc::Sender<BTreeSet<IpNet>>,
 ) -> Result<tokio::task::JoinHandle<()>, SourceError> {
     use kube::runtime::watcher;
-    let client = kube_client(kubeconfig).await?;
+    let client = client::kube_client(kubeconfig).await?;
     let api: kube::Api<Node> = kube::Api::all(client);
     let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
     Ok(tokio::spawn(watch_node(api, cfg, name, tx)))
-}
-
-#[cfg(feature = "daemon")]
-/// A client from the kubeconfig file, or in-cluster / `KUBECONFIG` when `None`.
-pub(crate) async fn kube_client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, SourceError> {
-    let config = match &kubeconfig {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .map_err(|e| SourceError::Kube(format!("{}: {e}", p.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| SourceError::Kube(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| SourceError::Kube(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| SourceError::Kube(e.to_string()))
 }
 
 #[cfg(feature = "daemon")]
