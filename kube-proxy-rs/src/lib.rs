@@ -18,6 +18,8 @@
 pub mod apply;
 pub mod config;
 #[cfg(feature = "daemon")]
+pub mod connector;
+#[cfg(feature = "daemon")]
 pub mod conntrack;
 #[cfg(feature = "daemon")]
 pub mod health;

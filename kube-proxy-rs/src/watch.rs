@@ -14,9 +14,10 @@
 //! the rules are never rendered from (or flushed for) an empty store meanwhile.
 //!
 //! A dead connection (the API server's host gone, a partition that drops packets without a
-//! reset) is noticed by TCP keepalive within [`DEAD_AFTER`] rather than by kube-runtime's idle
-//! timeout (295 s), and retries come every [`RETRY_MAX`] at most, so a returning API server is
-//! followed within seconds.
+//! reset) is noticed by TCP keepalive within [`crate::connector::DEAD_AFTER`] rather than by
+//! kube-runtime's idle timeout (295 s). Requests that fail are retried after [`RETRY_MAX`] at
+//! most; connects keep trying every [`crate::connector::ATTEMPT_EVERY`] until the API server
+//! answers, so a returning API server is followed within about a second.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,37 +203,20 @@ pub async fn client(cfg: &Config) -> Result<Client, WatchError> {
     connect(config)
 }
 
-/// TCP keepalive probes start after this much silence on an API server connection (an idle
-/// watch included: the peer's kernel answers them, the API server does not need to).
-pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
-/// Between keepalive probes.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-/// A connection that received nothing (data, ACKs of probes) for this long is broken
-/// (`TCP_USER_TIMEOUT`, which also bounds data left unacknowledged).
-pub const DEAD_AFTER: Duration = Duration::from_secs(10);
-/// Connecting to the API server gives up after this long (a SYN into a partition).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The first retry of a failed watch or list comes after about this long...
 pub const RETRY_MIN: Duration = Duration::from_millis(250);
 /// ...doubling up to this (client-go's reflector goes to 30 s; a node proxy that missed
 /// changes should not wait that long once the API server is back). Jittered to half of it.
 pub const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// The kube client on a connector with TCP keepalive and a user timeout. kube-rs' own
-/// `Client::try_from` uses a plain connector: a watch on a connection whose packets are
-/// dropped would wait for its 295 s idle timeout.
+/// The kube client on [`crate::connector::Connector`]: TCP keepalive, a user timeout, and
+/// connects that persist until the API server answers (kube-rs' own `Client::try_from` uses
+/// a plain connector: a watch on a connection whose packets are dropped would wait for its
+/// 295 s idle timeout).
 fn connect(config: kube::Config) -> Result<Client, WatchError> {
-    use hyper_util::client::legacy::connect::HttpConnector;
     use kube::client::ConfigExt;
 
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    http.set_keepalive(Some(KEEPALIVE_IDLE));
-    http.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
-    http.set_tcp_user_timeout(Some(DEAD_AFTER));
-    let https = config.rustls_https_connector_with_connector(http)?;
+    let https = config.rustls_https_connector_with_connector(crate::connector::Connector::new())?;
     let hyper: hyper_util::client::legacy::Client<_, kube::client::Body> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(https);
