@@ -10,7 +10,7 @@ wanted=(
   conntrack:conntrack socat:socat ip:iproute2 python3:python3
   bird:bird2 /usr/lib/frr/bgpd:frr gobgpd:gobgpd exabgp:exabgp
   qemu-system-x86_64:qemu-system-x86 busybox:busybox-static ipvsadm:ipvsadm cpio:cpio depmod:kmod
-  tshark:tshark tcpdump:tcpdump curl:curl ping:iputils-ping
+  tshark:tshark tcpdump:tcpdump curl:curl ping:iputils-ping gnuplot:gnuplot-nox
 )
 missing=()
 for w in "${wanted[@]}"; do

@@ -13,6 +13,9 @@
 //!
 //!     cargo run --release -p bgpd --example install_bench -- [N] [--v6] [--only bgpd,bird,frr,gobgp,ipbatch]
 //!
+//! Besides the markdown table, one tab-separated `BENCH install key=value...` line per
+//! receiver (seconds, MiB; `nan` where not measured) for `benches/run.sh`.
+//!
 //! N defaults to 100000. IPv4: at most 114688, the prefixes are /32s from the lab's address
 //! plan outside its links (198.18.64.0/18, 198.18.128.0/17, 198.19.0.0/16), so 1M IPv4
 //! prefixes do not fit (a /15 holds 2^17 addresses). `--v6`: /64s from 2001:db8:1000::/36 in
@@ -302,6 +305,18 @@ struct Row {
     withdraw: f64,
     rss_after: f64,
     note: String,
+}
+
+/// The `--only` name of a receiver row (the `receiver=` of the `BENCH` line).
+fn receiver_key(who: &str) -> &'static str {
+    match who {
+        "ip -batch" => "ipbatch",
+        "bgpd" => "bgpd",
+        w if w.starts_with("BIRD") => "bird",
+        w if w.starts_with("FRR") => "frr",
+        w if w.starts_with("GoBGP") => "gobgp",
+        _ => "unknown",
+    }
 }
 
 fn wait_count(f: impl Fn() -> u64, want: u64, limit: Duration) -> Option<Duration> {
@@ -666,7 +681,7 @@ fn main() {
         "| receiver | install s | routes/s | VmRSS loaded MiB | VmHWM MiB | withdraw s | VmRSS after withdraw MiB | note |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for r in rows {
+    for r in &rows {
         println!(
             "| {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} | {:.1} | {} |",
             r.who,
@@ -677,6 +692,20 @@ fn main() {
             r.withdraw,
             r.rss_after,
             r.note
+        );
+    }
+    println!();
+    for r in &rows {
+        println!(
+            "BENCH\tinstall\tprefixes={n}\tfamily={}\treceiver={}\tinstall_s={:.3}\trss_mib={:.1}\t\
+             hwm_mib={:.1}\twithdraw_s={:.3}\trss_after_mib={:.1}",
+            if v6 { "v6" } else { "v4" },
+            receiver_key(&r.who),
+            r.install,
+            r.rss,
+            r.hwm,
+            r.withdraw,
+            r.rss_after,
         );
     }
 }

@@ -10,7 +10,9 @@
 //! ```
 //! DIR (default: a temporary directory, removed) keeps the two bundles, so that
 //! `time target/release/diag trace 198.18.0.101 198.19.83.179 --port 80 --bundle DIR/iptables`
-//! repeats a figure by hand. Prints the figures; not a test (no timing assertions).
+//! repeats a figure by hand. Prints the figures; not a test (no timing assertions). Besides
+//! the sentences, tab-separated `BENCH diag key=value...` lines (milliseconds) for
+//! `benches/run.sh`.
 
 #[path = "../../dataplane/examples/support/kube300k.rs"]
 mod kube300k;
@@ -238,6 +240,7 @@ fn main() {
     write_bundle(&ipt_dir, Part::IptablesNftSave, ipt);
     write_bundle(&nft_dir, Part::NftRuleset, nft);
     let mut report = String::new();
+    let mut bench = String::new();
     let _ = writeln!(
         report,
         "{services} Services, {EPS} endpoints each; iptables: {ipt_rules} rules ({} MB \
@@ -245,11 +248,14 @@ fn main() {
         ipt_len / 1_000_000,
         nft_len / 1_000_000
     );
-    for (mode, dir) in [("iptables", &ipt_dir), ("nft", &nft_dir)] {
+    for (mode, dir, rules) in [
+        ("iptables", &ipt_dir, ipt_rules),
+        ("nft", &nft_dir, nft_rules),
+    ] {
         let d = dir.to_str().expect("path");
-        for (what, dst) in [
-            ("first Service", vip(0)),
-            ("last Service", vip(services - 1)),
+        for (what, dst, key) in [
+            ("first Service", vip(0), "trace_first"),
+            ("last Service", vip(services - 1), "trace_last"),
         ] {
             let (code, t, n) = diag(&[
                 "trace",
@@ -265,14 +271,24 @@ fn main() {
                 report,
                 "{mode:<8} diag trace 198.18.0.101 {dst}:80 ({what}): {t:.2?}, exit {code}, {n} bytes of output"
             );
+            let _ = writeln!(
+                bench,
+                "BENCH\tdiag\tmode={mode}\tcommand={key}\trules={rules}\tms={:.3}\texit={code}",
+                t.as_secs_f64() * 1e3
+            );
         }
         let (code, t, n) = diag(&["check", "--bundle", d, "--probe", "198.18.0.101"]);
         let _ = writeln!(
             report,
             "{mode:<8} diag check --probe 198.18.0.101: {t:.2?}, exit {code}, {n} bytes of output"
         );
+        let _ = writeln!(
+            bench,
+            "BENCH\tdiag\tmode={mode}\tcommand=check\trules={rules}\tms={:.3}\texit={code}",
+            t.as_secs_f64() * 1e3
+        );
     }
-    print!("{report}");
+    print!("{report}{bench}");
     if keep.is_some() {
         println!("bundles kept in {}", root.display());
     }

@@ -11,7 +11,10 @@
 //! target/release/examples/event_latency [services] [legacy|nft] [rounds] [-- extra kube-proxy-rs flags]
 //! ```
 //! The binary is looked up next to the example's directory (`target/release/kube-proxy-rs`)
-//! unless `KUBE_PROXY_RS` names it.
+//! unless `KUBE_PROXY_RS` names it. Also reports the daemon's VmRSS (`/proc/PID/status`)
+//! once the first sync is in the kernel: its idle memory at N Services. Besides the
+//! sentence, one tab-separated `BENCH event_latency key=value...` line for `benches/run.sh`
+//! (p99 is the nearest-rank quantile: with fewer than 100 rounds it is the maximum).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -82,6 +85,24 @@ fn programmed(node: &Host, save: &str, svc: &str, sep: &str) -> (bool, Duration)
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// The nearest-rank `q` quantile (0..=1) of `v` (sorted in place).
+fn quantile(v: &mut [Duration], q: f64) -> Duration {
+    v.sort();
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// A `/proc/PID/status` field in MiB (0 when unreadable).
+fn status_mib(pid: i32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|r| r.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 fn main() {
@@ -177,6 +198,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let first = started.elapsed();
+    // idle memory with N Services programmed (after a breath, so the sync's buffers are freed)
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = status_mib(daemon.pid(), "VmRSS:");
 
     let (mut latency, mut poll) = (Vec::new(), Vec::new());
     for r in 0..rounds {
@@ -205,12 +229,24 @@ fn main() {
         std::thread::sleep(Duration::from_millis(1200));
     }
     let max = *latency.iter().max().expect("rounds");
+    let p99 = quantile(&mut latency, 0.99);
+    let hwm = status_mib(daemon.pid(), "VmHWM:");
     println!(
         "{n} services x 10 endpoints, iptables-{backend}, flags {extra:?}: first sync {:.2} s after start; \
          one EndpointSlice change -> rule in kernel: median {:.0} ms, max {:.0} ms over {rounds} rounds \
          (one poll costs median {:.0} ms)",
         first.as_secs_f64(),
         median(&mut latency).as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3,
+        median(&mut poll).as_secs_f64() * 1e3,
+    );
+    println!("kube-proxy-rs VmRSS idle after the first sync {idle_rss:.1} MiB, VmHWM {hwm:.1} MiB");
+    println!(
+        "BENCH\tevent_latency\tservices={n}\tbackend={backend}\trounds={rounds}\tfirst_sync_s={:.3}\t\
+         p50_ms={:.1}\tp99_ms={:.1}\tmax_ms={:.1}\tpoll_ms={:.1}\trss_mib={idle_rss:.1}\thwm_mib={hwm:.1}",
+        first.as_secs_f64(),
+        median(&mut latency).as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3,
         median(&mut poll).as_secs_f64() * 1e3,
     );

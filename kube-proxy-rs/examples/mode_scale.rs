@@ -12,6 +12,9 @@
 //! iptables-legacy (or -nft) and nft. Not CI.
 //!
 //! `cargo run --release -p kube-proxy-rs --example mode_scale -- [S=5000] [E=50] [N=10000] [COUNTS=1000,10000,30000]`
+//!
+//! Besides the tables, tab-separated `BENCH mode_full|mode_add|first_packet key=value...`
+//! lines (seconds, µs) for `benches/run.sh`.
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -240,6 +243,10 @@ fn main() {
         })
         .expect("netns");
         println!("  {mode:13} {:8.2} s", d.as_secs_f64());
+        println!(
+            "BENCH\tmode_full\tmode={mode}\tservices={s}\tendpoints={e}\tsync_s={:.6}",
+            d.as_secs_f64()
+        );
     }
     drop(big);
 
@@ -263,6 +270,11 @@ fn main() {
             full.as_secs_f64(),
             add.as_secs_f64()
         );
+        println!(
+            "BENCH\tmode_add\tmode={mode}\tservices={n}\tfull_s={:.6}\tadd_s={:.6}",
+            full.as_secs_f64(),
+            add.as_secs_f64()
+        );
     }
 
     println!(
@@ -277,6 +289,10 @@ fn main() {
         let (nf50, nf99, base) = first_packet(&lab, "nftables", n);
         println!(
             "  {n:>8} {ip50:>16.1} {ip99:>16.1} {nf50:>16.1} {nf99:>16.1}   (direct connect {base:.1} µs)"
+        );
+        println!(
+            "BENCH\tfirst_packet\tservices={n}\tiptables_p50_us={ip50:.1}\tiptables_p99_us={ip99:.1}\t\
+             nftables_p50_us={nf50:.1}\tnftables_p99_us={nf99:.1}\tdirect_us={base:.1}"
         );
     }
 }

@@ -4,6 +4,9 @@
 //! Needs root and the iptables tools; the namespaces (a lab) are removed at the end.
 //!
 //! `cargo run --release -p kube-proxy-rs --example sync_netns -- [services] [legacy|nft]`
+//!
+//! Besides the sentence, one tab-separated `BENCH sync_netns key=value...` line (seconds,
+//! KiB) for `benches/run.sh`.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -134,5 +137,15 @@ fn main() {
         partial_text.len() / 1024,
         partial.as_secs_f64() / partial_alone.as_secs_f64(),
         partial_alone.as_secs_f64(),
+    );
+    println!(
+        "BENCH\tsync_netns\tservices={n}\tbackend={backend}\tfull_s={:.6}\tfull_alone_s={:.6}\t\
+         partial_s={:.6}\tpartial_alone_s={:.6}\tfull_kib={}\tpartial_kib={}",
+        full.as_secs_f64(),
+        full_alone.as_secs_f64(),
+        partial.as_secs_f64(),
+        partial_alone.as_secs_f64(),
+        full_text.len() / 1024,
+        partial_text.len() / 1024,
     );
 }
