@@ -398,3 +398,19 @@ fn names_and_strings_nft_cannot_read_are_refused() {
     assert_eq!(err.location, "table ip6 kube-proxy chain ok rule 1");
     assert!(err.what.contains("holds a quote"), "{err}");
 }
+
+/// Found by the `nft_json` fuzz target: an object of a kind not modelled that names a table
+/// but comes before it stays at the top level, and must stay there through emit → parse (it
+/// was emitted after the tables and so attached to its table on reading back).
+#[test]
+fn an_unknown_object_before_its_table_stays_at_the_top_level() {
+    let text = r#"{"nftables": [
+        {"flowtable": {"family": "ip", "table": "filter", "name": "ft", "handle": 2}},
+        {"table": {"family": "ip", "name": "filter", "handle": 1}},
+        {"flowtable": {"family": "ip", "table": "filter", "name": "ft2", "handle": 3}}
+    ]}"#;
+    let rs = Ruleset::from_json(text).unwrap();
+    assert_eq!(rs.extra.len(), 1, "{rs:?}");
+    assert_eq!(rs.tables[0].objects.len(), 1, "{rs:?}");
+    assert_eq!(Ruleset::from_json(&rs.to_json_string()).unwrap(), rs);
+}

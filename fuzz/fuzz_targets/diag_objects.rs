@@ -11,13 +11,9 @@
 use diag::objects::Objects;
 use libfuzzer_sys::fuzz_target;
 
-/// Lines as YAML counts them (LF, CRLF and a lone CR each end a line, YAML 1.2 §5.4).
-fn yaml_lines(text: &str) -> usize {
-    text.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .lines()
-        .count()
-}
+#[path = "support/yaml_lines.rs"]
+mod support;
+use support::yaml_lines;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

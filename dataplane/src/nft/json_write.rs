@@ -423,15 +423,38 @@ impl Ruleset {
             extend(&mut body, &m.extra);
             out.push(one("metainfo", body));
         }
+        // A top-level object that names one of the tables was kept at the top level because
+        // it came before that table, and must again: it goes first (found by fuzzing: at the
+        // end it was attached to its table on reading back). The others go last, where
+        // `nft` prints what it has no table for.
+        let (before, after): (Vec<&Value>, Vec<&Value>) =
+            self.extra.iter().partition(|v| self.names_a_table(v));
+        out.extend(before.into_iter().cloned());
         for t in &self.tables {
             table_json(t, &mut out);
         }
-        out.extend(self.extra.iter().cloned());
+        out.extend(after.into_iter().cloned());
         json!({ "nftables": out })
     }
 
     /// [`Ruleset::to_json`] as a compact string.
     pub fn to_json_string(&self) -> String {
         self.to_json().to_string()
+    }
+
+    /// Whether a top-level object (`{"KIND": {"family": …, "table": …}}`) names a table of
+    /// this ruleset.
+    fn names_a_table(&self, v: &Value) -> bool {
+        let body = v
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(Value::as_object);
+        body.is_some_and(|b| {
+            let fam = b.get("family").and_then(Value::as_str);
+            let name = b.get("table").and_then(Value::as_str);
+            self.tables
+                .iter()
+                .any(|t| Some(t.family.as_str()) == fam && Some(t.name.as_str()) == name)
+        })
     }
 }
