@@ -21,13 +21,14 @@
 # or two; its PNGs go to benches/results/ so the committed plots of the real run stay untouched.
 # Default plots directory: docs/performance/. --backend: the iptables backend of the iptables and
 # memory groups (default legacy: iptables-nft's restore of 10k x 10 takes minutes). --no-build:
-# use the binaries and examples already in target/release as they are.
+# use the binaries and examples already in target/release as they are. BENCH_RESULTS=DIR: results
+# elsewhere than benches/results/ (two runs with different --reps keep both).
 # Needs root (network namespaces), the tools of scripts/install-deps.sh, python3 and gnuplot.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
-results="$here/results"
+results=${BENCH_RESULTS:-$here/results}
 reps=3
 reps_given=
 quick=
