@@ -46,14 +46,9 @@ peers:
     )
 }
 
-#[test]
-fn node_mesh_and_service_addresses_follow_the_api() {
-    let lab = support::lab("bgpd-cluster");
-    let n1 = lab.node("node1").unwrap();
-    let n2 = lab.node("node2").unwrap();
-    let tor = lab.router("tor").unwrap();
-    let cp = lab.host("cp").unwrap();
-    lab.segment("rack", &[&n1, &n2, &tor, &cp]).unwrap();
+/// The API server double on `cp`:6444 (its kubeconfig in the lab's directory) holding
+/// node1 and node2.
+fn api_in(lab: &lab::Lab, cp: &lab::Host) -> ApiServer {
     let cp_ip = cp.ipv4().unwrap();
     let api = cp
         .run(move || {
@@ -69,6 +64,18 @@ fn node_mesh_and_service_addresses_follow_the_api() {
         .unwrap();
     api.apply(&node("node2", "198.18.0.12", "198.18.66.0/24"))
         .unwrap();
+    api
+}
+
+#[test]
+fn node_mesh_and_service_addresses_follow_the_api() {
+    let lab = support::lab("bgpd-cluster");
+    let n1 = lab.node("node1").unwrap();
+    let n2 = lab.node("node2").unwrap();
+    let tor = lab.router("tor").unwrap();
+    let cp = lab.host("cp").unwrap();
+    lab.segment("rack", &[&n1, &n2, &tor, &cp]).unwrap();
+    let api = api_in(&lab, &cp);
 
     let nodes = [
         (Ipv4Addr::new(198, 18, 0, 11), 65011),
@@ -178,21 +185,7 @@ fn a_silent_api_partition_is_noticed_and_healed() {
     let n1 = lab.node("node1").unwrap();
     let cp = lab.host("cp").unwrap();
     lab.segment("rack", &[&n1, &cp]).unwrap();
-    let cp_ip = cp.ipv4().unwrap();
-    let api = cp
-        .run(move || {
-            ApiServer::start(ApiServerOpts {
-                listen: SocketAddr::new(cp_ip.into(), 6444),
-                ..Default::default()
-            })
-        })
-        .unwrap()
-        .unwrap();
-    api.kubeconfig(&lab.dir().join("kubeconfig")).unwrap();
-    api.apply(&node("node1", "198.18.0.11", "198.18.65.0/24"))
-        .unwrap();
-    api.apply(&node("node2", "198.18.0.12", "198.18.66.0/24"))
-        .unwrap();
+    let api = api_in(&lab, &cp);
     let b1 = Bgpd::start(&lab, &n1, "node1", &conf(&lab, "node1", "198.18.0.11"));
     assert!(
         wait(30, || !b1.neighbor("198.18.0.12").is_null()),
