@@ -218,7 +218,7 @@ fn sessions_routes_ecmp_withdrawal_and_reload_with_two_bird_routers() {
     );
 
     // reload without the static prefix: withdrawn at BIRD, sessions untouched
-    let (since1, since2) = (b1.since("node1"), b2.since("node1"));
+    let (since1, since2) = (b1.settled_since("node1"), b2.settled_since("node1"));
     bgpd.rewrite(&bgpd_conf(&lab, &[], &peers));
     for b in [&b1, &b2] {
         assert!(
@@ -412,8 +412,8 @@ fn a_config_change_resets_only_the_changed_peer() {
     let peers = [peer("198.18.0.1", ""), peer("198.18.0.2", "")];
     let bgpd = Bgpd::start(&lab, &node, "node1", &bgpd_conf(&lab, &[], &peers));
     expect_established(&bgpd, &[(&b1, "198.18.0.1"), (&b2, "198.18.0.2")]);
-    let since1 = b1.since("node1");
-    let since2 = b2.since("node1");
+    let since1 = b1.settled_since("node1");
+    let since2 = b2.settled_since("node1");
     std::thread::sleep(Duration::from_millis(1100));
 
     // tor2's hold time changes: its session is reset, tor1's is not

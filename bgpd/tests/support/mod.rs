@@ -138,6 +138,23 @@ impl Bird {
         })
     }
 
+    /// [`Self::since`] once it has stopped moving: BIRD stamps the protocol again as its
+    /// channels come up, a millisecond or so after the session itself, so a value read right
+    /// after establishment can change without any reset. Two equal reads 300 ms apart (at
+    /// most 10 s).
+    pub(crate) fn settled_since(&self, proto: &str) -> Option<String> {
+        let mut last = self.since(proto);
+        for _ in 0..33 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let now = self.since(proto);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+
     /// `show route PREFIX all` (empty when BIRD has no route for it).
     pub(crate) fn route(&self, prefix: &str) -> String {
         self.birdc(&["show", "route", prefix, "all"])
