@@ -121,7 +121,11 @@ fn documents(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
+    // each line keeps its own ending: a last line without one stays without (libyaml counts
+    // a trailing NEL as a line break, and an added LF put errors a line past the end)
+    for (i, chunk) in text.split_inclusive('\n').enumerate() {
+        let line = chunk.strip_suffix('\n').unwrap_or(chunk);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let marker = line == "---" || line.starts_with("--- ") || line == "...";
         if marker {
             if !cur.trim().is_empty() {
@@ -131,8 +135,7 @@ fn documents(text: &str) -> Vec<(usize, String)> {
             start = i + 2;
             continue;
         }
-        cur.push_str(line);
-        cur.push('\n');
+        cur.push_str(chunk);
     }
     if !cur.trim().is_empty() {
         out.push((start, cur));
@@ -387,6 +390,13 @@ items:
         let e = Objects::parse("m.yaml", "a: [\n").unwrap_err();
         assert_eq!(e.file, "m.yaml");
         let e = Objects::parse("m.yaml", "---\nfoo: 1\n").unwrap_err();
-        assert_eq!(e.line, 2, "{e}");
+        assert_eq!(e.line, 2, "{e}"); // found by fuzzing: a last line ending in NEL (a line break to libyaml) and no LF;
+        // an LF added after it put the error on line 5 of a four-line text
+        let e = Objects::parse(
+            "m.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a\u{85}",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
     }
 }
