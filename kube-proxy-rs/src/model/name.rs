@@ -7,6 +7,21 @@ use std::fmt;
 
 use dataplane::Protocol;
 
+/// Whether `s` is a DNS-1123 label (lowercase letters, digits and '-', starting and ending
+/// with a letter or digit, at most 63 characters): what the API server requires of a
+/// namespace, a Service's name and its port names. Objects from `--manifests` are not
+/// validated by an API server, and these names go into rule comments and chain-name hashes
+/// (found by fuzzing: a `"` in a name ended an iptables comment early).
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&b.len())
+        && b.iter().all(inner)
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+}
+
 /// One load-balanced port of one Service: upstream's `proxy.ServicePortName`.
 ///
 /// Displayed as `namespace/name:portName`, or `namespace/name` when the port has no name

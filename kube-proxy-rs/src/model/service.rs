@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Service;
 
 use super::addr::{parse_cidr, parse_ip};
-use super::name::{ObjectKind, ObjectRef, ServiceName, ServicePortName};
+use super::name::{ObjectKind, ObjectRef, ServiceName, ServicePortName, is_dns_label};
 use super::{Effect, Skip, SkipReason, Warning};
 
 /// Label marking objects that another service proxy implements (KEP-2447); kube-proxy's
@@ -271,6 +271,21 @@ impl ParsedService {
             );
             return Err(None);
         }
+        for (field, v) in [
+            ("metadata.namespace", &object.namespace),
+            ("metadata.name", &object.name),
+        ] {
+            if !is_dns_label(v) {
+                ck.warn(
+                    field,
+                    format!(
+                        "invalid name {v:?}, expected a DNS-1123 label (a-z, 0-9 and '-', at most 63)"
+                    ),
+                    Effect::ObjectSkipped,
+                );
+                return Err(None);
+            }
+        }
         let skip = |reason| {
             Err(Some(Skip {
                 object: object.clone(),
@@ -373,6 +388,16 @@ impl ParsedService {
                 },
             };
             let name = p.name.clone().unwrap_or_default();
+            if !name.is_empty() && !is_dns_label(&name) {
+                ck.warn(
+                    format!("{field}.name"),
+                    format!(
+                        "invalid port name {name:?}, expected a DNS-1123 label (a-z, 0-9 and '-', at most 63)"
+                    ),
+                    Effect::PortSkipped,
+                );
+                continue;
+            }
             if !seen_names.insert(name.clone()) {
                 ck.warn(
                     format!("{field}.name"),

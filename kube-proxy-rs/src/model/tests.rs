@@ -834,7 +834,10 @@ fn malformed_objects_are_skipped_with_named_warnings_and_the_rest_stays() {
                 {"name": "ok", "port": 81},
                 {"name": "dup", "port": 80},
                 {"name": "np", "port": 82, "nodePort": 99999},
+                {"name": "a\"b", "port": 83},
             ]})),
+            // found by fuzzing: a quote in a name ended the rules' comments early
+            service("ns", "we\"6", cluster_ip("198.19.0.63")),
         ],
         slices: vec![
             slice("ns", "good-1", "good", "IPv4", http_ports(), json!([
@@ -875,6 +878,8 @@ warning: Service ns/ports: spec.ports[2].protocol: unknown protocol \"ICMP\", ex
 warning: Service ns/ports: spec.ports[4].name: duplicate port name \"ok\" (port skipped)
 warning: Service ns/ports: spec.ports[5].port: duplicate port 80/TCP (port skipped)
 warning: Service ns/ports: spec.ports[6].nodePort: invalid node port 99999, expected 1-65535 (port skipped)
+warning: Service ns/ports: spec.ports[7].name: invalid port name \"a\\\"b\", expected a DNS-1123 label (a-z, 0-9 and '-', at most 63) (port skipped)
+warning: Service ns/we\"6: metadata.name: invalid name \"we\\\"6\", expected a DNS-1123 label (a-z, 0-9 and '-', at most 63) (object skipped)
 warning: EndpointSlice ns/good-1: endpoints[1].addresses[0]: invalid IP address \"not-an-ip\" (endpoint skipped)
 warning: EndpointSlice ns/good-1: endpoints[2].addresses[0]: address \"2001:db8::60\" is not of the slice's address type IPv4 (endpoint skipped)
 warning: EndpointSlice ns/good-1: endpoints[3].addresses[0]: no address (endpoint skipped)
