@@ -198,3 +198,24 @@ fn to_restore_reloads_to_the_same_rules() {
         assert!(a == b, "{name}:\n{}", diff(&b, &a));
     }
 }
+
+/// Found by fuzzing: a rule line ending in several CRs before its LF. `lines()` took one CR
+/// and the parser one more, so every save → parse round lost two and the ruleset read back
+/// differed. A run of CRs at the end of a line is now all line ending, and out of the words.
+#[test]
+fn carriage_returns_before_the_line_feed_are_line_ending() {
+    let text = "*filter\r\n:INPUT ACCEPT [0:0]\r\n\
+                -A INPUT -p tcp -j SOMETARGET --some-option value\r\r\r\r\n\
+                -A INPUT -j REJECT --reject-with icmp-port-unreachable\r\r\n\
+                COMMIT\r\n";
+    let rs = Ruleset::parse(Family::V4, text).unwrap();
+    let saved = rs.to_save();
+    assert!(!saved.contains('\r'), "{saved:?}");
+    assert_eq!(Ruleset::parse(Family::V4, &saved).unwrap(), rs);
+    let script = RestoreScript::parse(Family::V4, text).unwrap();
+    let mut applied = Ruleset::new(Family::V4);
+    applied
+        .apply_restore(&script, RestoreMode::default())
+        .unwrap();
+    assert!(!applied.to_save().contains('\r'));
+}

@@ -579,7 +579,10 @@ impl Ruleset {
         for (n, line) in text.lines().enumerate() {
             let lineno = n + 1;
             lines = lineno;
-            let line = line.strip_suffix('\r').unwrap_or(line);
+            // CRLF endings, and any run of CRs before the end (found by fuzzing: stripping
+            // one CR here after `lines()` stripped one lost two a round, so `to_save` output
+            // read back differed); iptables-save never ends a word with a CR
+            let line = line.trim_end_matches('\r');
             let first = line.as_bytes().first().copied();
             if first == Some(b'-') || first == Some(b'[') {
                 // the common case: a rule

@@ -264,7 +264,7 @@ impl RestoreScript {
         let mut open: Option<RestoreTable> = None;
         for (n, line) in text.lines().enumerate() {
             let lineno = n + 1;
-            let line = line.strip_suffix('\r').unwrap_or(line);
+            let line = line.trim_end_matches('\r'); // CRLF, or CRs before it (as Ruleset::parse)
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
