@@ -22,6 +22,14 @@
 //! MP_REACH_NLRI (up to 4M), next hop the feed's 2001:db8::1. The feed is pre-encoded with
 //! bgpd::wire.
 //!
+//! The kernel receivers are counted from route notifications (`RouteWatch`, a netlink socket
+//! in the receiver's namespace joined to the IPv4/IPv6 route groups), checked by one dump at
+//! the end; GoBGP's RIB is polled with `gobgp global rib summary` every 100 ms. Earlier runs
+//! (the tables below) polled the kernel with `ip route show proto P | wc -l` every 100 ms: at
+//! 1M IPv6 routes each dump held the IPv6 table lock the receiver was waiting for, which
+//! slowed every kernel receiver (most of all bgpd, whose 64 requests in flight all queued
+//! behind it).
+//!
 //! Measured 2026-11-22 on the 2-vCPU dev machine (shared with other builds; install time is
 //! polled every 100 ms with `ip route show proto P | wc -l`, so ±0.2 s):
 //!
@@ -49,8 +57,11 @@
 //! (BIRD's own allocator gives it back). Not worth `malloc_trim` or another allocator for
 //! pod-CIDR tables (hundreds of routes); worth a look only if bgpd is fed full tables.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use std::net::Ipv6Addr;
@@ -61,6 +72,10 @@ use bgpd::wire::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 use lab::{Host, Lab, Process, SpawnOpts};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::sys::{Socket, constants::NETLINK_ROUTE};
 
 const FEED_AS: u32 = 65100;
 const FEED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -173,9 +188,11 @@ fn feed(n: u32, withdraw: bool, cx: &EncodeCx) -> Vec<u8> {
 }
 
 /// A BGP session from the feed host: OPEN exchange done, a thread draining what the
-/// receiver sends and one sending KEEPALIVEs.
+/// receiver sends and one sending KEEPALIVEs. Writers share the stream under a lock: a
+/// KEEPALIVE written while a slow receiver held up the feed's `write_all` went in between two
+/// partial writes, in the middle of an UPDATE, and BIRD closed the session.
 struct Session {
-    stream: TcpStream,
+    stream: Arc<std::sync::Mutex<TcpStream>>,
 }
 
 fn read_msg(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
@@ -230,21 +247,26 @@ impl Session {
         }
         let mut r = s.try_clone().unwrap();
         std::thread::spawn(move || while read_msg(&mut r).is_ok() {});
-        let mut k = s.try_clone().unwrap();
+        let stream = Arc::new(std::sync::Mutex::new(s));
+        let k = stream.clone();
         std::thread::spawn(move || {
             let ka = Message::Keepalive.to_bytes(&EncodeCx::default());
             loop {
                 std::thread::sleep(Duration::from_secs(20));
-                if k.write_all(&ka).is_err() {
+                if k.lock().unwrap().write_all(&ka).is_err() {
                     break;
                 }
             }
         });
-        Session { stream: s }
+        Session { stream }
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send feed");
+        self.stream
+            .lock()
+            .unwrap()
+            .write_all(bytes)
+            .expect("send feed");
     }
 }
 
@@ -271,6 +293,136 @@ fn count_kernel(host: &Host, proto: &str, v6: bool) -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The routes of one protocol in a host's kernel, counted from route notifications: a netlink
+/// socket in the host's namespace joined to the IPv4 and IPv6 route groups, read by a thread
+/// that keeps the set of destinations. Nothing is dumped while a receiver installs. If the
+/// socket overflows (ENOBUFS: notifications were lost), `overflowed` says so and the count is
+/// no longer trusted (`wait_kernel` falls back to dumps).
+struct RouteWatch {
+    count: Arc<AtomicU64>,
+    overflowed: Arc<AtomicBool>,
+}
+
+const RTNLGRP_IPV4_ROUTE: u32 = 7;
+/// `rtm_protocol` of bgpd's and zebra's routes (`bgp` in rt_protos) and of BIRD's.
+const PROTO_BGP: u8 = 186;
+const PROTO_BIRD: u8 = 12;
+const RTNLGRP_IPV6_ROUTE: u32 = 11;
+
+/// (family, destination, prefix length) of a route notification of protocol `proto`.
+fn route_key(m: &RouteMessage, proto: u8) -> Option<(u8, u128, u8)> {
+    if u8::from(m.header.protocol) != proto {
+        return None;
+    }
+    let dst = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(a)) => Some((4, u32::from(*a) as u128)),
+        RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some((6, u128::from(*a))),
+        _ => None,
+    })?;
+    Some((dst.0, dst.1, m.header.destination_prefix_length))
+}
+
+impl RouteWatch {
+    fn start(host: &Host, proto: u8) -> RouteWatch {
+        let sock = host
+            .run(|| -> std::io::Result<Socket> {
+                let mut s = Socket::new(NETLINK_ROUTE)?;
+                s.bind_auto()?;
+                s.add_membership(RTNLGRP_IPV4_ROUTE)?;
+                s.add_membership(RTNLGRP_IPV6_ROUTE)?;
+                // 256 MiB (root may exceed rmem_max): 1M notifications arrive in seconds
+                nix::sys::socket::setsockopt(
+                    &s,
+                    nix::sys::socket::sockopt::RcvBufForce,
+                    &(256 << 20),
+                )?;
+                Ok(s)
+            })
+            .expect("enter the receiver's namespace")
+            .expect("route notification socket");
+        let count = Arc::new(AtomicU64::new(0));
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let (c, o) = (count.clone(), overflowed.clone());
+        std::thread::spawn(move || {
+            let mut routes = HashSet::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match sock.recv(&mut &mut buf[..], 0) {
+                    Ok(n) => n,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        o.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        eprintln!("  route notifications: {e}; counting by dump");
+                        o.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                };
+                let mut at = 0;
+                while at + 16 <= n {
+                    let len = u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+                    if len < 16 || at + len > n {
+                        break;
+                    }
+                    if let Ok(m) =
+                        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..at + len])
+                    {
+                        match m.payload {
+                            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+                                if let Some(k) = route_key(&r, proto) {
+                                    routes.insert(k);
+                                }
+                            }
+                            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
+                                if let Some(k) = route_key(&r, proto) {
+                                    routes.remove(&k);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    at += (len + 3) & !3;
+                }
+                c.store(routes.len() as u64, Ordering::SeqCst);
+            }
+        });
+        RouteWatch { count, overflowed }
+    }
+
+    /// The count from notifications. Once notifications were lost, or when the count has
+    /// not moved for a second (a receiver that stopped short, or notifications lost without
+    /// an error), a dump says (at most one a second), and the disagreement is printed.
+    fn counter<'a>(&'a self, host: &'a Host, proto: &'a str, v6: bool) -> impl Fn() -> u64 + 'a {
+        // (when the notification count last moved, its value, when we last dumped, the dump)
+        let state = std::sync::Mutex::new((Instant::now(), u64::MAX, Instant::now(), None));
+        move || {
+            let now = self.count.load(Ordering::SeqCst);
+            let mut st = state.lock().unwrap();
+            if now != st.1 {
+                *st = (Instant::now(), now, st.2, st.3);
+            }
+            let lost = self.overflowed.load(Ordering::SeqCst);
+            if !lost && st.0.elapsed() < Duration::from_secs(1) {
+                return now;
+            }
+            if st.3.is_none() || st.2.elapsed() >= Duration::from_secs(1) {
+                let dumped = count_kernel(host, proto, v6);
+                if dumped != now {
+                    eprintln!(
+                        "  {proto}: {now} routes by notification{}, {dumped} by dump",
+                        if lost { " (some lost)" } else { "" }
+                    );
+                }
+                st.2 = Instant::now();
+                st.3 = Some(dumped);
+            }
+            st.3.unwrap_or(now)
+        }
+    }
 }
 
 fn count_gobgp(host: &Host, v6: bool) -> u64 {
@@ -319,7 +471,12 @@ fn receiver_key(who: &str) -> &'static str {
     }
 }
 
-fn wait_count(f: impl Fn() -> u64, want: u64, limit: Duration) -> Option<Duration> {
+fn wait_count_every(
+    f: impl Fn() -> u64,
+    want: u64,
+    limit: Duration,
+    every: Duration,
+) -> Option<Duration> {
     let t = Instant::now();
     let mut last = 0;
     while t.elapsed() < limit {
@@ -327,7 +484,7 @@ fn wait_count(f: impl Fn() -> u64, want: u64, limit: Duration) -> Option<Duratio
         if last == want {
             return Some(t.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(every);
     }
     eprintln!("  gave up after {limit:?}: {last} of {want}");
     None
@@ -341,15 +498,27 @@ struct Feed<'a> {
     n: u64,
 }
 
-/// Feed a receiver, wait for `count` to reach n, withdraw, wait for 0.
-fn run_feed(
-    who: &str,
-    feed: &Feed,
-    addr: Ipv4Addr,
-    pids: &[i32],
-    count: &dyn Fn() -> u64,
-    note: &str,
-) -> Row {
+/// How a receiver's routes are counted.
+struct Count<'a> {
+    /// The number of routes now.
+    now: &'a dyn Fn() -> u64,
+    /// Between two looks at `now`.
+    every: Duration,
+    /// A dump that must agree once `now` says all are in (the kernel receivers).
+    check: Option<&'a dyn Fn() -> u64>,
+}
+
+/// A kernel receiver's count: route notifications, checked by a dump.
+fn kernel_count<'a>(counter: &'a dyn Fn() -> u64, dump: &'a dyn Fn() -> u64) -> Count<'a> {
+    Count {
+        now: counter,
+        every: Duration::from_millis(5),
+        check: Some(dump),
+    }
+}
+
+/// Feed a receiver, wait for its count to reach n, withdraw, wait for 0.
+fn run_feed(who: &str, feed: &Feed, addr: Ipv4Addr, pids: &[i32], count: Count, note: &str) -> Row {
     let (feed_host, announce, withdraw, n) = (feed.host, feed.announce, feed.withdraw, feed.n);
     let mut s = Session::open(feed_host, addr);
     std::thread::sleep(Duration::from_millis(500));
@@ -357,12 +526,19 @@ fn run_feed(
     s.send(announce);
     let sent = t.elapsed();
     let limit = Duration::from_secs((n / 1000).max(60));
-    let install = wait_count(count, n, limit).map_or(f64::NAN, |d| (d + sent).as_secs_f64());
+    let install = wait_count_every(count.now, n, limit, count.every)
+        .map_or(f64::NAN, |d| (d + sent).as_secs_f64());
+    if let Some(dump) = count.check {
+        let d = dump();
+        if d != n {
+            eprintln!("  {who}: notifications counted {n} routes but the kernel holds {d}");
+        }
+    }
     std::thread::sleep(Duration::from_secs(1));
     let (rss, _) = mem(pids);
     let t = Instant::now();
     s.send(withdraw);
-    let gone = wait_count(count, 0, limit);
+    let gone = wait_count_every(count.now, 0, limit, count.every);
     let withdraw_s = gone.map_or(f64::NAN, |_| t.elapsed().as_secs_f64());
     std::thread::sleep(Duration::from_secs(2));
     // VmHWM is the peak over the whole run (load and withdraw)
@@ -488,6 +664,7 @@ fn main() {
 
     if want("bgpd") {
         let h = &rx[0];
+        let watch = RouteWatch::start(h, PROTO_BGP);
         let conf = dir.join("bgpd.yaml");
         std::fs::write(
             &conf,
@@ -523,7 +700,7 @@ fn main() {
             &feed,
             addr(0),
             &[p.pid()],
-            &|| count_kernel(h, "bgp", v6),
+            kernel_count(&watch.counter(h, "bgp", v6), &|| count_kernel(h, "bgp", v6)),
             "kernel (proto bgp)",
         ));
         drop(p);
@@ -531,6 +708,7 @@ fn main() {
 
     if want("bird") {
         let h = &rx[1];
+        let watch = RouteWatch::start(h, PROTO_BIRD);
         let conf = dir.join("bird.conf");
         std::fs::write(
             &conf,
@@ -559,7 +737,9 @@ fn main() {
             &feed,
             addr(1),
             &[p.pid()],
-            &|| count_kernel(h, "bird", v6),
+            kernel_count(&watch.counter(h, "bird", v6), &|| {
+                count_kernel(h, "bird", v6)
+            }),
             "kernel (proto bird)",
         ));
         drop(p);
@@ -567,6 +747,7 @@ fn main() {
 
     if want("frr") {
         let h = &rx[2];
+        let watch = RouteWatch::start(h, PROTO_BGP);
         let run = dir.join("frr");
         std::fs::create_dir_all(&run).unwrap();
         std::fs::write(run.join("zebra.conf"), "hostname zebra\n").unwrap();
@@ -632,7 +813,7 @@ fn main() {
             &feed,
             addr(2),
             &[b.pid(), z.pid()],
-            &|| count_kernel(h, "bgp", v6),
+            kernel_count(&watch.counter(h, "bgp", v6), &|| count_kernel(h, "bgp", v6)),
             "kernel via zebra; memory is bgpd + zebra",
         ));
         drop(b);
@@ -669,7 +850,11 @@ fn main() {
             &feed,
             addr(3),
             &[p.pid()],
-            &|| count_gobgp(h, v6),
+            Count {
+                now: &|| count_gobgp(h, v6),
+                every: Duration::from_millis(100),
+                check: None,
+            },
             "RIB only (no kernel FIB)",
         ));
         drop(p);

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bgpd::wire::{
@@ -178,8 +179,12 @@ fn read_msg(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 /// A BGP session from the feed host, OPEN exchange done; a thread drains what the receiver
 /// sends and one sends KEEPALIVEs (hold time 240 s).
+///
+/// Writers share the stream under a lock: a KEEPALIVE written while a slow receiver held up
+/// `send`'s `write_all` would go in between two partial writes, inside an UPDATE (seen in
+/// `examples/install_bench.rs`: BIRD closed the session).
 pub(crate) struct Feeder {
-    stream: TcpStream,
+    stream: Arc<Mutex<TcpStream>>,
 }
 
 impl Feeder {
@@ -226,22 +231,27 @@ impl Feeder {
         }
         let mut r = s.try_clone().expect("clone");
         std::thread::spawn(move || while read_msg(&mut r).is_ok() {});
-        let mut k = s.try_clone().expect("clone");
+        let stream = Arc::new(Mutex::new(s));
+        let k = stream.clone();
         std::thread::spawn(move || {
             let ka = Message::Keepalive.to_bytes(&EncodeCx::default());
             loop {
                 std::thread::sleep(Duration::from_secs(20));
-                if k.write_all(&ka).is_err() {
+                if k.lock().expect("feed stream").write_all(&ka).is_err() {
                     break;
                 }
             }
         });
-        Feeder { stream: s }
+        Feeder { stream }
     }
 
     /// Send pre-encoded messages.
     pub(crate) fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send feed");
+        self.stream
+            .lock()
+            .expect("feed stream")
+            .write_all(bytes)
+            .expect("send feed");
     }
 }
 
