@@ -2,13 +2,17 @@
 //! its nftables equivalent (the same Services in kube-proxy's nftables-mode shape: one
 //! `service-ips` verdict-map element per Service, a `numgen` vmap per Service, a `dnat` chain
 //! per endpoint). Both are written as diag bundles of the captured DUT node (its links,
-//! addresses, routes and sysctls), then the commands run as the binary runs them (arguments
-//! parsed by clap, bundles read from disk, output rendered), timed in process:
+//! addresses, routes and sysctls), and of two more nodes (copies of it with their own node
+//! address and pod /24, the same rules, as kube-proxy programs every node alike), then the
+//! commands run as the binary runs them (arguments parsed by clap, bundles read from disk,
+//! output rendered), timed in process: `trace` and `check` on the DUT's bundle, and `check`
+//! on the three nodes' bundles together:
 //!
 //! ```text
 //! cargo run --release -p diag --example bench_300k [RULES] [DIR]
 //! ```
-//! DIR (default: a temporary directory, removed) keeps the two bundles, so that
+//! DIR (default: a temporary directory, removed) keeps the bundles (DIR/iptables,
+//! DIR/iptables-node2, DIR/iptables-node3, and the same for nft), so that
 //! `time target/release/diag trace 198.18.0.101 198.19.83.179 --port 80 --bundle DIR/iptables`
 //! repeats a figure by hand. Prints the figures; not a test (no timing assertions). Besides
 //! the sentences, tab-separated `BENCH diag key=value...` lines (milliseconds) for
@@ -173,23 +177,57 @@ fn put(b: &mut Bundle, part: Part, content: String) {
     );
 }
 
-/// A bundle of the captured DUT node (with a route to the pod network via node2) holding
-/// `rules` as `part`.
-fn write_bundle(dir: &Path, part: Part, rules: String) {
+/// The nodes of the cluster bundle: name, node address (eth0), pod /24 (third octet).
+const NODES: [(&str, u8, u8); 3] = [("dut", 11, 65), ("node2", 12, 66), ("node3", 13, 67)];
+
+/// A bundle of node `k` of `NODES` holding `rules` as `part`: the captured DUT node, moved
+/// for k > 0 to its own node address and pod /24 (the same in IPv6), with routes to the other
+/// nodes' pod CIDRs via their addresses and to the rest of the pod network (198.18.64.0/18,
+/// where the Services' endpoints are) via the next node.
+fn write_bundle(dir: &Path, k: usize, part: Part, rules: &str) {
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../dataplane/tests/fixtures/trace/dut-node.json"
     );
     let raw = std::fs::read_to_string(fixture).expect("dut-node.json");
     let (_, body) = strip_capture_header(&raw);
-    let mut node: NodeState = serde_json::from_str(body).expect("node");
+    let (name, addr, pods) = NODES[k];
+    let body = body
+        .replace("198.18.0.11\"", &format!("198.18.0.{addr}\""))
+        .replace("2001:db8::11\"", &format!("2001:db8::{addr}\""))
+        .replace("198.18.65.", &format!("198.18.{pods}."))
+        .replace("2001:db8:64:1::", &format!("2001:db8:64:{}::", pods - 64));
+    let mut node: NodeState = serde_json::from_str(&body).expect("node");
+    let next = NODES[(k + 1) % NODES.len()].1;
     node.routes.routes.push(Route::unicast(
         "198.18.64.0/18".parse().expect("prefix"),
-        Some("198.18.0.12".parse().expect("address")),
+        Some(format!("198.18.0.{next}").parse().expect("address")),
         Some("eth0"),
     ));
-    let mut b = Bundle::new(Manifest::new("dut", "2026-11-22T12:00:00Z"), "generated");
-    put(&mut b, part, rules);
+    // and the other nodes' pod CIDRs via their addresses, as bgpd installs them
+    for (j, (_, other, their_pods)) in NODES.iter().enumerate() {
+        if j == k {
+            continue;
+        }
+        for (dst, via) in [
+            (
+                format!("198.18.{their_pods}.0/24"),
+                format!("198.18.0.{other}"),
+            ),
+            (
+                format!("2001:db8:64:{}::/64", their_pods - 64),
+                format!("2001:db8::{other}"),
+            ),
+        ] {
+            node.routes.routes.push(Route::unicast(
+                dst.parse().expect("prefix"),
+                Some(via.parse().expect("address")),
+                Some("eth0"),
+            ));
+        }
+    }
+    let mut b = Bundle::new(Manifest::new(name, "2026-11-22T12:00:00Z"), "generated");
+    put(&mut b, part, rules.to_string());
     let d = node.routes.to_documents();
     for (p, doc) in [
         (Part::IpLink, &d.link),
@@ -237,8 +275,20 @@ fn main() {
     let ipt_dir = root.join("iptables");
     let nft_dir = root.join("nft");
     let (ipt_len, nft_len) = (ipt.len(), nft.len());
-    write_bundle(&ipt_dir, Part::IptablesNftSave, ipt);
-    write_bundle(&nft_dir, Part::NftRuleset, nft);
+    // one bundle per node: DIR/MODE is the DUT, DIR/MODE-node2 and DIR/MODE-node3 the others
+    let node_dir = |dir: &Path, k: usize| match k {
+        0 => dir.to_path_buf(),
+        _ => dir.with_file_name(format!(
+            "{}-{}",
+            dir.file_name().and_then(|n| n.to_str()).expect("name"),
+            NODES[k].0
+        )),
+    };
+    for k in 0..NODES.len() {
+        write_bundle(&node_dir(&ipt_dir, k), k, Part::IptablesNftSave, &ipt);
+        write_bundle(&node_dir(&nft_dir, k), k, Part::NftRuleset, &nft);
+    }
+    drop((ipt, nft));
     let mut report = String::new();
     let mut bench = String::new();
     let _ = writeln!(
@@ -285,6 +335,26 @@ fn main() {
         let _ = writeln!(
             bench,
             "BENCH\tdiag\tmode={mode}\tcommand=check\trules={rules}\tms={:.3}\texit={code}",
+            t.as_secs_f64() * 1e3
+        );
+        let dirs: Vec<String> = (0..NODES.len())
+            .map(|k| node_dir(dir, k).to_str().expect("path").to_string())
+            .collect();
+        let mut args = vec!["check"];
+        for d in &dirs {
+            args.extend(["--bundle", d.as_str()]);
+        }
+        args.extend(["--probe", "198.18.0.101"]);
+        let (code, t, n) = diag(&args);
+        let _ = writeln!(
+            report,
+            "{mode:<8} diag check on {} nodes --probe 198.18.0.101: {t:.2?}, exit {code}, {n} bytes of output",
+            NODES.len()
+        );
+        let _ = writeln!(
+            bench,
+            "BENCH\tdiag\tmode={mode}\tcommand=check{}\trules={rules}\tms={:.3}\texit={code}",
+            NODES.len(),
             t.as_secs_f64() * 1e3
         );
     }
