@@ -219,3 +219,14 @@ fn carriage_returns_before_the_line_feed_are_line_ending() {
         .unwrap();
     assert!(!applied.to_save().contains('\r'));
 }
+
+/// Found by fuzzing: a rule whose last word was a lone CR (`... value \r \n`) was written back
+/// at the end of its line and then read as line ending. A CR inside a rule line is an error
+/// naming the line (iptables-save never writes one).
+#[test]
+fn a_carriage_return_inside_a_rule_is_an_error_naming_the_line() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j SOMETARGET --opt value \r \nCOMMIT\n";
+    let e = Ruleset::parse(Family::V4, text).unwrap_err();
+    assert_eq!(e.line, 3, "{e}");
+    assert_eq!(Ruleset::parse_lazy(Family::V4, text).unwrap_err(), e);
+}

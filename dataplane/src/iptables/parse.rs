@@ -586,6 +586,16 @@ impl Ruleset {
             let first = line.as_bytes().first().copied();
             if first == Some(b'-') || first == Some(b'[') {
                 // the common case: a rule
+                if line.contains('\r') {
+                    // iptables-save never writes one; a CR word at the end of a rule would be
+                    // read back as line ending (found by fuzzing: `... I\xff \r \n`)
+                    return Err(line_error(
+                        lineno,
+                        None,
+                        "a rule without a carriage return inside",
+                        line,
+                    ));
+                }
                 let Some(table) = open.as_mut() else {
                     return Err(line_error(
                         lineno,
