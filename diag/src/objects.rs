@@ -115,6 +115,33 @@ pub fn cluster_ips(s: &Service) -> Vec<IpAddr> {
     out
 }
 
+/// JSON text with the characters YAML does not take raw (line breaks besides LF and CR:
+/// NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR; the non-printable DEL, C1 controls, U+FFFE and
+/// U+FFFF) written as `\uXXXX` escapes, which mean the same in JSON and in YAML's double-quoted
+/// scalars; `None` when `text` is not JSON or has none of them. JSON writers (serde_json, the
+/// API server) leave them raw in strings, e.g. in an annotation, and the YAML parser that
+/// reads every object file then failed on the bundle (found by fuzzing `to_lists`' output).
+fn json_for_yaml(text: &str) -> Option<String> {
+    let bad = |c: char| {
+        matches!(
+            c,
+            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}'
+        )
+    };
+    if !text.contains(bad) || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 /// Splits multi-document YAML on `---` / `...` lines at column 0; each piece with its 1-based
 /// first line.
 fn documents(text: &str) -> Vec<(usize, String)> {
@@ -147,6 +174,8 @@ impl Objects {
     /// Parses one file (`file` names it in errors).
     pub fn parse(file: &str, text: &str) -> Result<Objects, ObjectsError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let escaped = json_for_yaml(text);
+        let text = escaped.as_deref().unwrap_or(text);
         let mut out = Objects::default();
         for (start, piece) in documents(text) {
             // pad so that serde_yaml's locations are lines of the file
@@ -398,5 +427,20 @@ items:
         )
         .unwrap_err();
         assert_eq!(e.line, 4, "{e}");
+    }
+
+    /// Found by fuzzing: JSON (as `to_lists` and the API server write it) holding NEL or LINE
+    /// SEPARATOR raw in a string read back through the YAML parser failed.
+    #[test]
+    fn json_with_yaml_line_breaks_in_strings_reads_back() {
+        let json = "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"a\",\
+                    \"namespace\":\"d\",\"annotations\":{\"note\":\"x\u{85}y\u{2028}z\u{9f}\"}},\
+                    \"spec\":{\"clusterIP\":\"198.19.0.10\"}}";
+        let o = Objects::parse("k8s-services.json", json).unwrap();
+        let ann = o.services[0].metadata.annotations.as_ref().unwrap();
+        assert_eq!(ann["note"], "x\u{85}y\u{2028}z\u{9f}");
+        let [_, (_, list), _, _] = o.to_lists();
+        let back = Objects::parse("k8s-services.json", &list.to_string()).unwrap();
+        assert_eq!(back.services, o.services);
     }
 }
