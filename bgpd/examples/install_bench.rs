@@ -57,218 +57,28 @@
 //! (BIRD's own allocator gives it back). Not worth `malloc_trim` or another allocator for
 //! pod-CIDR tables (hundreds of routes); worth a look only if bgpd is fed full tables.
 
+// the feed (prefixes, pre-encoded UPDATEs, the injector's session) is the flood tests' own
+#[path = "../tests/support/feed.rs"]
+#[allow(dead_code)]
+mod feed;
+
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use std::net::Ipv6Addr;
 
-use bgpd::wire::{
-    AfiSafi, AsPath, Attr, Capability, DecodeCx, EncodeCx, Ipv6NextHop, Message, MpReach,
-    MpUnreach, Nlri, Open, Origin, PathAttr, Update,
-};
-use ipnet::{Ipv4Net, Ipv6Net};
+use feed::{FEED_AS, Feeder, MAX_N, MAX_N6, prefix, prefix6};
 use lab::{Host, Lab, Process, SpawnOpts};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::sys::{Socket, constants::NETLINK_ROUTE};
 
-const FEED_AS: u32 = 65100;
 const FEED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const MAX_N: u32 = 16384 + 32768 + 65536;
-const MAX_N6: u32 = 1 << 22;
 const FEED6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-
-/// The k-th prefix of the IPv6 feed: a /64 in 2001:db8:1000::/36.
-fn prefix6(k: u32) -> Ipv6Net {
-    let a = Ipv6Addr::new(
-        0x2001,
-        0xdb8,
-        0x1000 + (k >> 16) as u16,
-        (k & 0xffff) as u16,
-        0,
-        0,
-        0,
-        0,
-    );
-    Ipv6Net::new(a, 64).unwrap()
-}
-
-/// The IPv6 feed: MP_REACH_NLRI / MP_UNREACH_NLRI.
-fn feed6(n: u32, withdraw: bool, cx: &EncodeCx) -> Vec<u8> {
-    let per_msg = 400; // 9 octets per /64
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let end = (i + per_msg).min(n);
-        let nlri: Vec<Nlri<Ipv6Net>> = (i..end).map(|k| Nlri::new(prefix6(k))).collect();
-        let attrs = if withdraw {
-            vec![PathAttr::new(Attr::MpUnreach(MpUnreach::Ipv6Unicast(nlri)))]
-        } else {
-            vec![
-                PathAttr::new(Attr::Origin(Origin::Igp)),
-                PathAttr::new(Attr::AsPath(AsPath::sequence([FEED_AS]))),
-                PathAttr::new(Attr::MpReach(MpReach::Ipv6Unicast {
-                    next_hop: Ipv6NextHop {
-                        global: FEED6,
-                        link_local: None,
-                    },
-                    nlri,
-                })),
-            ]
-        };
-        let u = Update {
-            attrs,
-            ..Update::default()
-        };
-        let mut b = bytes::BytesMut::new();
-        Message::Update(u)
-            .encode_checked(cx, &mut b)
-            .expect("UPDATE within 4096 octets");
-        out.extend_from_slice(&b);
-        i = end;
-    }
-    if !withdraw {
-        out.extend(Message::Update(Update::end_of_rib(AfiSafi::Ipv6Unicast)).to_bytes(cx));
-    }
-    out
-}
-
-/// The k-th prefix of the feed.
-fn prefix(k: u32) -> Ipv4Net {
-    let base = if k < 16384 {
-        u32::from(Ipv4Addr::new(198, 18, 64, 0)) + k
-    } else if k < 16384 + 32768 {
-        u32::from(Ipv4Addr::new(198, 18, 128, 0)) + (k - 16384)
-    } else {
-        u32::from(Ipv4Addr::new(198, 19, 0, 0)) + (k - 16384 - 32768)
-    };
-    Ipv4Net::new(Ipv4Addr::from(base), 32).unwrap()
-}
-
-/// UPDATEs announcing (or withdrawing) all N prefixes, as bytes.
-fn feed(n: u32, withdraw: bool, cx: &EncodeCx) -> Vec<u8> {
-    let per_msg = 800; // 5 octets per /32
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let end = (i + per_msg).min(n);
-        let nlri: Vec<Nlri<Ipv4Net>> = (i..end).map(|k| Nlri::new(prefix(k))).collect();
-        let u = if withdraw {
-            Update {
-                withdrawn: nlri,
-                ..Update::default()
-            }
-        } else {
-            Update {
-                attrs: vec![
-                    PathAttr::new(Attr::Origin(Origin::Igp)),
-                    PathAttr::new(Attr::AsPath(AsPath::sequence([FEED_AS]))),
-                    PathAttr::new(Attr::NextHop(FEED)),
-                ],
-                nlri,
-                ..Update::default()
-            }
-        };
-        let mut b = bytes::BytesMut::new();
-        Message::Update(u)
-            .encode_checked(cx, &mut b)
-            .expect("UPDATE within 4096 octets");
-        out.extend_from_slice(&b);
-        i = end;
-    }
-    if !withdraw {
-        out.extend(Message::Update(Update::end_of_rib(AfiSafi::Ipv4Unicast)).to_bytes(cx));
-    }
-    out
-}
-
-/// A BGP session from the feed host: OPEN exchange done, a thread draining what the
-/// receiver sends and one sending KEEPALIVEs. Writers share the stream under a lock: a
-/// KEEPALIVE written while a slow receiver held up the feed's `write_all` went in between two
-/// partial writes, in the middle of an UPDATE, and BIRD closed the session.
-struct Session {
-    stream: Arc<std::sync::Mutex<TcpStream>>,
-}
-
-fn read_msg(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut h = [0u8; 19];
-    s.read_exact(&mut h)?;
-    let len = u16::from_be_bytes([h[16], h[17]]) as usize;
-    let mut body = vec![0u8; len.saturating_sub(19)];
-    s.read_exact(&mut body)?;
-    let mut m = h.to_vec();
-    m.extend(body);
-    Ok(m)
-}
-
-impl Session {
-    fn open(feed: &Host, to: Ipv4Addr) -> Session {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut s = loop {
-            let r = feed
-                .run(move || TcpStream::connect_timeout(&(to, 179).into(), Duration::from_secs(2)));
-            match r {
-                Ok(Ok(s)) => break s,
-                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-                e => panic!("connect to {to}: {e:?}"),
-            }
-        };
-        s.set_nodelay(true).ok();
-        let cx = EncodeCx::default();
-        let open = Open::new(
-            FEED_AS,
-            240,
-            FEED,
-            vec![
-                Capability::Multiprotocol(AfiSafi::Ipv4Unicast),
-                Capability::Multiprotocol(AfiSafi::Ipv6Unicast),
-                Capability::FourOctetAs(FEED_AS),
-                Capability::RouteRefresh,
-            ],
-        );
-        s.write_all(&Message::Open(open).to_bytes(&cx)).unwrap();
-        let dcx = DecodeCx::default();
-        // their OPEN, then KEEPALIVE both ways
-        loop {
-            let m = read_msg(&mut s).expect("session with the receiver");
-            match Message::decode(&m, &dcx) {
-                Ok(Message::Open(_)) => {
-                    s.write_all(&Message::Keepalive.to_bytes(&cx)).unwrap();
-                }
-                Ok(Message::Keepalive) => break,
-                Ok(Message::Notification(n)) => panic!("{to} sent NOTIFICATION {n}"),
-                _ => {}
-            }
-        }
-        let mut r = s.try_clone().unwrap();
-        std::thread::spawn(move || while read_msg(&mut r).is_ok() {});
-        let stream = Arc::new(std::sync::Mutex::new(s));
-        let k = stream.clone();
-        std::thread::spawn(move || {
-            let ka = Message::Keepalive.to_bytes(&EncodeCx::default());
-            loop {
-                std::thread::sleep(Duration::from_secs(20));
-                if k.lock().unwrap().write_all(&ka).is_err() {
-                    break;
-                }
-            }
-        });
-        Session { stream }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream
-            .lock()
-            .unwrap()
-            .write_all(bytes)
-            .expect("send feed");
-    }
-}
 
 fn status(pid: i32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -520,7 +330,7 @@ fn kernel_count<'a>(counter: &'a dyn Fn() -> u64, dump: &'a dyn Fn() -> u64) -> 
 /// Feed a receiver, wait for its count to reach n, withdraw, wait for 0.
 fn run_feed(who: &str, feed: &Feed, addr: Ipv4Addr, pids: &[i32], count: Count, note: &str) -> Row {
     let (feed_host, announce, withdraw, n) = (feed.host, feed.announce, feed.withdraw, feed.n);
-    let mut s = Session::open(feed_host, addr);
+    let mut s = Feeder::open(feed_host, addr);
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     s.send(announce);
@@ -601,16 +411,11 @@ fn main() {
     assert_eq!(feed_host.ipv4().unwrap(), FEED);
     assert_eq!(feed_host.ipv6().unwrap(), FEED6);
 
-    // both sides advertise 4-octet AS (RFC 6793): AS_PATH with 4-octet numbers
-    let cx = EncodeCx {
-        four_octet_as: true,
-        ..EncodeCx::default()
-    };
     let t = Instant::now();
     let (announce, withdraw) = if v6 {
-        (feed6(n, false, &cx), feed6(n, true, &cx))
+        (feed::announce6(n, FEED6), feed::withdraw6(n))
     } else {
-        (feed(n, false, &cx), feed(n, true, &cx))
+        (feed::announce(n, FEED), feed::withdraw(n))
     };
     eprintln!(
         "feed: {n} prefixes, {:.1} MiB of UPDATEs, encoded in {:.2} s",
