@@ -14,7 +14,7 @@ use bgpd::api::{self, Request, Response};
 use bgpd::config::{Config, DEFAULT_CONTROL_SOCKET};
 use bgpd::metrics::Metrics;
 use bgpd::source::cluster::{self, ClusterWants};
-use bgpd::speaker::{Control, Speaker};
+use bgpd::speaker::{Control, OwnSource, Speaker};
 use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
@@ -226,7 +226,7 @@ async fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         mesh: cfg.node_mesh.is_some(),
     });
     let api_listener = api::bind(&control_path).context("control socket")?;
-    let (speaker, inputs, handles) = match Speaker::start(cfg, Arc::clone(&metrics)).await {
+    let (mut speaker, inputs, handles) = match Speaker::start(cfg, Arc::clone(&metrics)).await {
         Ok(x) => x,
         Err(e) => {
             let _ = std::fs::remove_file(&control_path);
@@ -242,10 +242,17 @@ async fn run(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
             }
         });
     }
-    start_source(source.clone(), handles.control.clone()).await;
-    if let Some(w) = cluster.filter(|w| w.mesh || !w.ranges.is_empty()) {
-        start_cluster(w, source.1, source.2, handles.control.clone()).await;
+    let mut own_sources = Vec::new();
+    if start_source(source.clone(), handles.control.clone()).await {
+        own_sources.push(OwnSource::Node);
     }
+    if let Some(w) = cluster.filter(|w| w.mesh || !w.ranges.is_empty()) {
+        let services = !w.ranges.is_empty();
+        if start_cluster(w, source.1, source.2, handles.control.clone()).await && services {
+            own_sources.push(OwnSource::Services);
+        }
+    }
+    speaker.await_own_sources(own_sources);
     let control = handles.control.clone();
     tokio::spawn(watch_config(path.clone(), control.clone()));
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -298,13 +305,14 @@ async fn watch_config(path: PathBuf, control: mpsc::Sender<Control>) {
     }
 }
 
-/// Service addresses and the node mesh, from the manifests or the API.
+/// Service addresses and the node mesh, from the manifests or the API. False when there is
+/// no watch.
 async fn start_cluster(
     wants: ClusterWants,
     manifests: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     control: mpsc::Sender<Control>,
-) {
+) -> bool {
     let (tx, mut rx) = mpsc::channel(4);
     match manifests {
         Some(m) => {
@@ -313,7 +321,7 @@ async fn start_cluster(
         None => {
             if let Err(e) = cluster::spawn_cluster_kube(kubeconfig, wants, tx).await {
                 tracing::error!(error = %e, "no Service/Node watch: no Service addresses, no node mesh");
-                return;
+                return false;
             }
         }
     }
@@ -324,13 +332,14 @@ async fn start_cluster(
             }
         }
     });
+    true
 }
 
 async fn start_source(
     (node, manifests, kubeconfig): (Option<String>, Option<PathBuf>, Option<PathBuf>),
     control: mpsc::Sender<Control>,
-) {
-    let Some(node) = node else { return };
+) -> bool {
+    let Some(node) = node else { return false };
     let (tx, mut rx) = mpsc::channel(4);
     match manifests {
         Some(m) => {
@@ -339,7 +348,7 @@ async fn start_source(
         None => {
             if let Err(e) = bgpd::source::spawn_kube(kubeconfig, node, tx).await {
                 tracing::error!(error = %e, "no Node watch: only static prefixes are advertised");
-                return;
+                return false;
             }
         }
     }
@@ -350,4 +359,5 @@ async fn start_source(
             }
         }
     });
+    true
 }

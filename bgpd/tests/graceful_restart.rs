@@ -10,6 +10,8 @@
 //!   as a GR helper); a route the tor stopped announcing meanwhile is swept after End-of-RIB.
 //! - Two nodes at once: node1's and node2's bgpd are SIGKILLed together and restarted
 //!   together; the same ping loses nothing, the tor keeps both nodes' routes meanwhile.
+//! - Late source: node1's bgpd restarts while its manifests file is away for 3 s; its
+//!   End-of-RIB waits for the pod CIDR, so the tor and node2 keep node1's route throughout.
 //! - Helper: the tor's BIRD is SIGKILLed and restarted with `-R`; we keep its routes for its
 //!   Restart Time, sweep what it did not announce again, and drop everything when it stays
 //!   away longer than that.
@@ -365,4 +367,95 @@ fn two_nodes_restarting_at_once_lose_no_packets_between_their_pods() {
             b.logs()
         );
     }
+}
+
+#[test]
+fn a_restarted_node_whose_pod_cidr_source_is_late_keeps_its_route_at_the_tor() {
+    // A helper flushes our stale routes at our End-of-RIB (RFC 4724 §4.2): the End-of-RIB
+    // must wait until the Node's pod CIDR is known again, or the fabric drops the node's pods
+    // for as long as the source takes (here 3 s: the manifests file is away at the restart).
+    let lab = support::lab("bgpd-gr-late");
+    let n1 = lab.node("node1").unwrap();
+    let n2 = lab.node("node2").unwrap();
+    let tor = lab.router("tor").unwrap();
+    lab.segment("rack", &[&n1, &n2, &tor]).unwrap();
+    manifests(&lab);
+    let mut spec = RouterSpec::new(
+        Kind::Bird,
+        &[
+            (Ipv4Addr::new(198, 18, 0, 11), 65011),
+            (Ipv4Addr::new(198, 18, 0, 12), 65012),
+        ],
+    );
+    spec.graceful_restart = Some(60);
+    let r = Router::start(&lab, &tor, "tor", spec);
+    let mut b1 = Bgpd::start(
+        &lab,
+        &n1,
+        "node1",
+        &bgpd_conf(&lab, "node1", "198.18.0.11", 65011),
+    );
+    let b2 = Bgpd::start(
+        &lab,
+        &n2,
+        "node2",
+        &bgpd_conf(&lab, "node2", "198.18.0.12", 65012),
+    );
+    let via_tor = Some(vec!["198.18.0.1".to_string()]);
+    assert!(
+        wait(40, || kernel_route(&n2, "198.18.65.0/24") == via_tor),
+        "node1's pod CIDR not learned by node2\n{}\n{}\n{}",
+        b1.logs(),
+        b2.logs(),
+        r.summary()
+    );
+    b1.kill();
+    let nodes = lab.dir().join("nodes.yaml");
+    let away = lab.dir().join("nodes.yaml.away");
+    std::fs::rename(&nodes, &away).unwrap();
+    b1.restart();
+    assert!(
+        wait(20, || b1.state("198.18.0.1") == "Established"),
+        "not Established again\n{}",
+        b1.logs()
+    );
+    // the source is late: the tor keeps node1's route (stale) and node2 keeps it
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(
+            support::router::route_any(&tor, "198.18.65.0/24").is_some(),
+            "the tor dropped node1's pod CIDR before node1 knew it again\n{}\n{}",
+            b1.logs(),
+            r.logs()
+        );
+        assert_eq!(
+            kernel_route(&n2, "198.18.65.0/24"),
+            via_tor,
+            "node2 lost node1's pod CIDR\n{}",
+            b1.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        b1.logs()
+            .contains("End-of-RIB waits until our own prefixes are known"),
+        "{}",
+        b1.logs()
+    );
+    std::fs::rename(&away, &nodes).unwrap();
+    // the pod CIDR is read, advertised, and then End-of-RIB goes out: the tor keeps the route
+    // (re-learned, no longer stale) for good
+    assert!(
+        wait(20, || r.logs().matches("n11: Got END-OF-RIB").count() >= 4),
+        "no End-of-RIB from node1 after its source reported\n{}\n{}",
+        b1.logs(),
+        r.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        support::router::route_any(&tor, "198.18.65.0/24").is_some(),
+        "{}",
+        r.logs()
+    );
+    assert_eq!(kernel_route(&n2, "198.18.65.0/24"), via_tor);
 }

@@ -15,7 +15,11 @@
 //! `Display`). Graceful restart across our own restart: at start our kernel routes are kept
 //! and marked stale ([`FibSync::start`]), the OPENs carry the R bit, and after End-of-RIB
 //! from every GR peer (or the deferral timer, [`SelectionDeferral`]) the stale routes that
-//! were not re-learned are swept.
+//! were not re-learned are swept. Our own End-of-RIB to a peer waits until the sources of
+//! our own prefixes (the Node's pod CIDRs, Service addresses) have reported once
+//! ([`OwnSource`]): a helper flushes what we advertised before the restart at our End-of-RIB
+//! (RFC 4724 §4.2), so an End-of-RIB sent before our pod CIDR would withdraw it from the
+//! fabric for as long as the source takes to read.
 
 pub mod fib_task;
 mod peers;
@@ -94,6 +98,24 @@ pub enum Control {
     },
 }
 
+/// A source of our own prefixes that End-of-RIB waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OwnSource {
+    /// This Node's pod CIDRs (manifests or the API).
+    Node,
+    /// Service addresses (service advertisement ranges are configured).
+    Services,
+}
+
+/// The own-prefix sources that have not reported yet, and until when End-of-RIB waits for
+/// them (the selection deferral time: a source that never reports does not hold it back for
+/// ever; until then the peers keep our earlier routes as stale).
+#[derive(Debug, Default)]
+struct OwnWait {
+    pending: BTreeSet<OwnSource>,
+    until: Option<Instant>,
+}
+
 /// One connection of a peer.
 #[derive(Debug)]
 struct Conn {
@@ -141,6 +163,7 @@ pub struct Speaker {
     /// The other Nodes' addresses and pod CIDRs, when the node mesh is on.
     mesh_nodes: Vec<MeshNode>,
     own: BTreeSet<IpNet>,
+    own_wait: OwnWait,
     fib: Option<FibSync>,
     fib_tx: Option<mpsc::UnboundedSender<FibCmd>>,
     deferral: Option<SelectionDeferral<IpAddr>>,
@@ -269,6 +292,7 @@ impl Speaker {
         let mut sp = Speaker {
             rib: Rib::new(cfg.rib_options()),
             own: static_prefixes.clone(),
+            own_wait: OwnWait::default(),
             static_prefixes,
             node_prefixes: BTreeSet::new(),
             service_prefixes: BTreeSet::new(),
@@ -313,7 +337,48 @@ impl Speaker {
             .filter_map(|p| p.fsm.next_deadline())
             .chain(self.deferral.as_ref().and_then(|d| d.next_deadline()))
             .chain(self.resync_at)
+            .chain(self.own_wait.until)
             .min()
+    }
+
+    /// End-of-RIB to every peer waits until each of `sources` has reported our own prefixes
+    /// once (or the selection deferral time has passed). Call before [`Speaker::run`].
+    pub fn await_own_sources(&mut self, sources: impl IntoIterator<Item = OwnSource>) {
+        self.own_wait.pending = sources.into_iter().collect();
+        if !self.own_wait.pending.is_empty() {
+            self.own_wait.until =
+                Some(self.started + Duration::from_secs(self.cfg.graceful_restart.deferral));
+        }
+    }
+
+    /// Whether End-of-RIB may go out (every own-prefix source has reported).
+    pub(super) fn own_known(&self) -> bool {
+        self.own_wait.pending.is_empty()
+    }
+
+    /// `source` reported our own prefixes (already exported); when it was the last one
+    /// awaited, the sessions that are up get their End-of-RIB.
+    fn own_reported(&mut self, source: OwnSource) {
+        if self.own_wait.pending.remove(&source) && self.own_wait.pending.is_empty() {
+            self.own_wait.until = None;
+            self.release_end_of_rib();
+        }
+    }
+
+    /// End-of-RIB to every Established peer that has not had it (the FSM sends it once).
+    fn release_end_of_rib(&mut self) {
+        tracing::info!("own prefixes known: End-of-RIB to the peers that are up");
+        let now = Instant::now();
+        let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for a in addrs {
+            let acts = match self.peers.get_mut(&a) {
+                Some(p) if p.out.is_some() => p
+                    .fsm
+                    .handle(now, crate::session::PeerEvent::InitialAdvertisementComplete),
+                _ => continue,
+            };
+            self.execute(a, acts, None);
+        }
     }
 
     /// Run until shut down.
@@ -360,12 +425,14 @@ impl Speaker {
             Control::NodePrefixes(set) => {
                 self.node_prefixes = set;
                 self.update_own();
+                self.own_reported(OwnSource::Node);
             }
             Control::Cluster(c) => {
                 if c.service_prefixes != self.service_prefixes {
                     self.service_prefixes = c.service_prefixes;
                     self.update_own();
                 }
+                self.own_reported(OwnSource::Services);
                 if c.mesh_nodes != self.mesh_nodes {
                     self.mesh_nodes = c.mesh_nodes;
                     self.refresh_import();
@@ -414,6 +481,14 @@ impl Speaker {
         if self.resync_at.is_some_and(|t| t <= now) {
             self.resync_at = None;
             self.resync(None);
+        }
+        if self.own_wait.until.is_some_and(|t| t <= now) {
+            tracing::warn!(
+                waiting_for = ?self.own_wait.pending,
+                "own prefix sources did not report within the selection deferral time: sending End-of-RIB without them"
+            );
+            self.own_wait = OwnWait::default();
+            self.release_end_of_rib();
         }
     }
 

@@ -404,7 +404,9 @@ impl Speaker {
                 }
                 Action::Established(e) => {
                     changes.extend(self.session_up(addr, &e));
-                    if let Some(ps) = self.peers.get_mut(&addr) {
+                    if !self.own_known() {
+                        tracing::info!(peer = %addr, "End-of-RIB waits until our own prefixes are known (RFC 4724 §4.1)");
+                    } else if let Some(ps) = self.peers.get_mut(&addr) {
                         queue.extend(ps.fsm.handle(now, PeerEvent::InitialAdvertisementComplete));
                     }
                 }
