@@ -32,6 +32,8 @@ use crate::wire::{AfiSafi, NextHop};
 
 #[cfg(feature = "daemon")]
 pub mod netlink;
+#[cfg(feature = "daemon")]
+pub mod writer;
 
 /// `RTPROT_BGP` (linux/rtnetlink.h), printed as `proto bgp` by `ip route`.
 pub const RTPROT_BGP: u8 = 186;

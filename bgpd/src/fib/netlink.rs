@@ -42,6 +42,15 @@ pub enum NetlinkError {
         /// rtnetlink's error (the kernel's errno inside).
         source: rtnetlink::Error,
     },
+    /// The kernel refused a request of a batch ([`super::writer::FibWriter`]), or the batch's
+    /// socket failed.
+    #[error("{what}: {source}")]
+    Kernel {
+        /// `ip route add 198.18.66.0/24 ...`
+        what: String,
+        /// The kernel's errno.
+        source: std::io::Error,
+    },
     /// A route could not be expressed (bad family mix).
     #[error("{what}: {message}")]
     Invalid {
@@ -77,7 +86,7 @@ pub struct Netlink {
     handle: Handle,
 }
 
-fn describe(op: &FibOp) -> String {
+pub(super) fn describe(op: &FibOp) -> String {
     let (verb, r) = match op {
         FibOp::Add(r) => ("add", r),
         FibOp::Replace(r) => ("replace", r),

@@ -1,10 +1,11 @@
-//! The task that writes the kernel FIB: it executes batches of [`FibOp`]s in order over
-//! rtnetlink and owns nothing of the speaker's state (the speaker computes the ops).
+//! The task that writes the kernel FIB, on a thread of its own: it executes [`FibOp`]s in
+//! order in batches ([`FibWriter`]) and owns nothing of the speaker's state (the speaker
+//! computes the ops).
 //!
 //! ```text
-//!   speaker ──FibCmd::Apply(ops)──────────────> netlink, in order; up to IN_FLIGHT requests
-//!                                                wait for their ACKs at once, never two for
-//!                                                the same prefix
+//!   speaker ──FibCmd::Apply(ops)──────────────> FibWriter: in order, in batches of BATCH
+//!                                                requests per send (Applies queued meanwhile
+//!                                                join the batch)
 //!           ──FibCmd::Resync{desired, mode}───> dump, fib::diff, apply     (after an error)
 //!           <──FibEvent::Failed──────────────── (the speaker schedules a resync)
 //! ```
@@ -14,7 +15,8 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::fib::netlink::Netlink;
+use crate::fib::netlink::{Netlink, NetlinkError};
+use crate::fib::writer::{BATCH, FibWriter};
 use crate::fib::{Desired, DiffMode, FibConfig, FibOp, KernelRoute, diff};
 use crate::metrics::Metrics;
 
@@ -78,96 +80,91 @@ impl Count {
     }
 }
 
-/// Run the FIB task. `initial` is the dump taken at startup (for the gauge).
+/// Start the FIB task on a thread of its own (its writes block on the kernel). `initial` is the
+/// dump taken at startup (for the gauge). Resync dumps go through `nl` on the runtime.
 pub fn spawn(
     nl: Netlink,
     cfg: FibConfig,
     initial: &[KernelRoute],
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedSender<FibEvent>,
-) -> mpsc::UnboundedSender<FibCmd> {
+) -> Result<mpsc::UnboundedSender<FibCmd>, NetlinkError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<FibCmd>();
     let mut count = Count::of(initial, &cfg);
     metrics.routes_installed(count.v4, count.v6);
-    tokio::spawn(async move {
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                FibCmd::Apply(ops) => {
-                    let failed = apply(&nl, &ops, &metrics, &mut count).await;
-                    if failed {
-                        let _ = events.send(FibEvent::Failed);
-                    }
-                }
-                FibCmd::Resync {
-                    desired,
-                    mode,
-                    done,
-                } => {
-                    match nl.dump(&cfg).await {
-                        Ok(current) => {
-                            let plan = diff(&desired, &current, &cfg, None, mode);
-                            for c in &plan.conflicts {
-                                tracing::warn!(
-                                    prefix = %c.wanted.prefix,
-                                    protocol = c.existing.protocol,
-                                    "route not installed: a route of another protocol holds the prefix at our metric"
-                                );
+    let mut writer = FibWriter::open()?;
+    let rt = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("bgpd-fib".into())
+        .spawn(move || {
+            let mut next = None;
+            while let Some(cmd) = next.take().or_else(|| rx.blocking_recv()) {
+                match cmd {
+                    FibCmd::Apply(mut ops) => {
+                        // what queued up meanwhile goes in the same batches
+                        while ops.len() < 16 * BATCH {
+                            match rx.try_recv() {
+                                Ok(FibCmd::Apply(more)) => ops.extend(more),
+                                Ok(other) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
                             }
-                            if !plan.ops.is_empty() {
-                                tracing::info!(ops = plan.ops.len(), "FIB resync");
-                            }
-                            count = Count::of(&current, &cfg);
-                            apply(&nl, &plan.ops, &metrics, &mut count).await;
                         }
-                        Err(e) => tracing::warn!(error = %e, "FIB resync: dump failed"),
+                        if apply(&mut writer, &ops, &metrics, &mut count) {
+                            let _ = events.send(FibEvent::Failed);
+                        }
                     }
-                    if let Some(d) = done {
-                        let _ = d.send(());
+                    FibCmd::Resync {
+                        desired,
+                        mode,
+                        done,
+                    } => {
+                        match rt.block_on(nl.dump(&cfg)) {
+                            Ok(current) => {
+                                let plan = diff(&desired, &current, &cfg, None, mode);
+                                for c in &plan.conflicts {
+                                    tracing::warn!(
+                                        prefix = %c.wanted.prefix,
+                                        protocol = c.existing.protocol,
+                                        "route not installed: a route of another protocol holds the prefix at our metric"
+                                    );
+                                }
+                                if !plan.ops.is_empty() {
+                                    tracing::info!(ops = plan.ops.len(), "FIB resync");
+                                }
+                                count = Count::of(&current, &cfg);
+                                apply(&mut writer, &plan.ops, &metrics, &mut count);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "FIB resync: dump failed"),
+                        }
+                        if let Some(d) = done {
+                            let _ = d.send(());
+                        }
                     }
                 }
+                metrics.routes_installed(count.v4, count.v6);
             }
-            metrics.routes_installed(count.v4, count.v6);
-        }
-    });
-    tx
+        })
+        .map_err(NetlinkError::Connect)?;
+    Ok(tx)
 }
 
-/// Requests sent before the first ACK is awaited (like `ip -batch` without the round trip per
-/// route: the kernel handles one socket's requests in order).
-const IN_FLIGHT: usize = 64;
-
-async fn apply(nl: &Netlink, ops: &[FibOp], metrics: &Metrics, count: &mut Count) -> bool {
-    use futures::StreamExt;
+/// Execute `ops` in order (in batches); true when one failed.
+fn apply(writer: &mut FibWriter, ops: &[FibOp], metrics: &Metrics, count: &mut Count) -> bool {
     let mut failed = false;
-    let mut start = 0;
-    while start < ops.len() {
-        // a run of ops on distinct prefixes: no op waits for another one on its prefix
-        let mut seen = std::collections::HashSet::new();
-        let mut end = start;
-        while end < ops.len() && seen.insert(ops[end].route().prefix) {
-            end += 1;
-        }
-        let results: Vec<_> = futures::stream::iter(ops[start..end].to_vec())
-            .map(|op| {
-                let nl = nl.clone();
-                async move { nl.apply(&op).await }
-            })
-            .buffered(IN_FLIGHT)
-            .collect()
-            .await;
-        for (op, r) in ops[start..end].iter().zip(results) {
-            metrics.fib_op(op_name(op), r.is_ok());
-            match (&r, op) {
-                (Ok(()), FibOp::Add(route)) => count.add(route, 1),
-                (Ok(()), FibOp::Delete(route)) => count.add(route, -1),
-                (Ok(()), FibOp::Replace(_)) => {}
-                (Err(e), _) => {
-                    failed = true;
-                    tracing::warn!(error = %e, "kernel route operation failed");
-                }
+    for (op, r) in ops.iter().zip(writer.apply(ops)) {
+        metrics.fib_op(op_name(op), r.is_ok());
+        match (&r, op) {
+            (Ok(()), FibOp::Add(route)) => count.add(route, 1),
+            (Ok(()), FibOp::Delete(route)) => count.add(route, -1),
+            (Ok(()), FibOp::Replace(_)) => {}
+            (Err(e), _) => {
+                failed = true;
+                tracing::warn!(error = %e, "kernel route operation failed");
             }
         }
-        start = end;
     }
     failed
 }

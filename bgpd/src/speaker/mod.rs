@@ -254,7 +254,7 @@ impl Speaker {
                     "removing kernel routes left by an earlier run"
                 );
             }
-            let tx = fib_task::spawn(nl.clone(), fcfg, &dump, Arc::clone(&metrics), fib_ev_tx);
+            let tx = fib_task::spawn(nl.clone(), fcfg, &dump, Arc::clone(&metrics), fib_ev_tx)?;
             if !ops.is_empty() {
                 let _ = tx.send(FibCmd::Apply(ops));
             }
