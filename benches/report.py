@@ -333,17 +333,19 @@ def install(recs, groups, name, title, target):
             [(g, "install_bench") for g in groups],
             ["receiver", "install_median_s", "install_min_s", "install_max_s", "rss_median_mib",
              "rss_min_mib", "rss_max_mib", "hwm_median_mib", "withdraw_median_s",
-             "rss_after_median_mib", "routes_per_s",
-             "time_ratio_to_bird", "pct_of_ipbatch_rate", "rss_ratio_to_bird"],
+             "rss_after_median_mib", "anon_median_mib", "routes_per_s",
+             "time_ratio_to_bird", "pct_of_ipbatch_rate", "rss_ratio_to_bird",
+             "anon_ratio_to_bird"],
             ["receiver", "install", "routes/s", "VmRSS loaded", "VmHWM", "withdraw",
-             "VmRSS after withdraw",
-             "time / BIRD (anchor)", "% of ip -batch rate", "RSS / BIRD"],
+             "VmRSS after withdraw", "RssAnon loaded",
+             "time / BIRD (anchor)", "% of ip -batch rate", "RSS / BIRD", "RssAnon / BIRD"],
             target,
         )
         by = grouped(rs, "receiver")
         bird = by.get(("bird",), [])
         b_t = agg([r["install_s"] for r in bird])[0]
         b_m = agg([r["rss_mib"] for r in bird])[0]
+        b_a = agg([r.get("anon_mib", NAN) for r in bird])[0]
         ipb = agg([r["install_s"] for r in by.get(("ipbatch",), [])])[0]
         for key, label in RECEIVERS:
             rr = by.get((key,))
@@ -354,13 +356,15 @@ def install(recs, groups, name, title, target):
             hwm = agg([r["hwm_mib"] for r in rr])
             wd = agg([r["withdraw_s"] for r in rr])
             after = agg([r.get("rss_after_mib", NAN) for r in rr])
+            anon = agg([r.get("anon_mib", NAN) for r in rr])
             rate = ratio(n, ins[0])
             pct = ratio(ipb, ins[0]) * 100
-            t.add([label, *ins, *rss, hwm[0], wd[0], after[0], rate, ratio(ins[0], b_t), pct,
-                   ratio(rss[0], b_m)],
+            t.add([label, *ins, *rss, hwm[0], wd[0], after[0], anon[0], rate, ratio(ins[0], b_t),
+                   pct, ratio(rss[0], b_m), ratio(anon[0], b_a)],
                   [label, spread(ins, " s"), fmt(rate), spread(rss, " MiB"), fmt(hwm[0], " MiB"),
-                   fmt(wd[0], " s"), fmt(after[0], " MiB"), times(ratio(ins[0], b_t)), fmt(pct, " %"),
-                   times(ratio(rss[0], b_m))])
+                   fmt(wd[0], " s"), fmt(after[0], " MiB"), fmt(anon[0], " MiB"),
+                   times(ratio(ins[0], b_t)), fmt(pct, " %"), times(ratio(rss[0], b_m)),
+                   times(ratio(anon[0], b_a))])
         t.plot = bars_plot("install time, seconds", 2)
         t.keep = lambda c, n=n, fam=fam: (c.split()[1:2] == [str(int(n))]
                                           and ("--v6" in c.split()) == (fam == "v6"))

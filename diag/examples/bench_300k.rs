@@ -32,6 +32,10 @@ use diag::bundle::{Bundle, FileEntry, FileStatus, Manifest, Part};
 use diag::cli::{Cli, Command, run_check, run_trace};
 use serde_json::{Value, json};
 
+/// The binary's allocator (`src/main.rs`), so the figures are the binary's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const EPS: usize = 4;
 
 fn vip(s: usize) -> String {
