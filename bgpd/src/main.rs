@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-/// jemalloc, with its background thread purging freed pages after `dirty_decay_ms` (10 s):
+/// jemalloc, with its background thread purging freed pages after `dirty_decay_ms` (1 s, set
+/// in `.cargo/config.toml`):
 /// after a peer withdraws a large table bgpd's RSS goes back near where it was. glibc's
 /// malloc kept the peak of every UPDATE flood (per-thread arenas, freed chunks in the middle
 /// of the heap): 50k prefixes announced and withdrawn left 28 MiB of a 14 MiB baseline

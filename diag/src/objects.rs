@@ -115,33 +115,6 @@ pub fn cluster_ips(s: &Service) -> Vec<IpAddr> {
     out
 }
 
-/// JSON text with the characters YAML does not take raw (line breaks besides LF and CR:
-/// NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR; the non-printable DEL, C1 controls, U+FFFE and
-/// U+FFFF) written as `\uXXXX` escapes, which mean the same in JSON and in YAML's double-quoted
-/// scalars; `None` when `text` is not JSON or has none of them. JSON writers (serde_json, the
-/// API server) leave them raw in strings, e.g. in an annotation, and the YAML parser that
-/// reads every object file then failed on the bundle (found by fuzzing `to_lists`' output).
-fn json_for_yaml(text: &str) -> Option<String> {
-    let bad = |c: char| {
-        matches!(
-            c,
-            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}'
-        )
-    };
-    if !text.contains(bad) || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if bad(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
-}
-
 /// Splits multi-document YAML on `---` / `...` lines at column 0; each piece with its 1-based
 /// first line.
 fn documents(text: &str) -> Vec<(usize, String)> {
@@ -174,8 +147,9 @@ impl Objects {
     /// Parses one file (`file` names it in errors).
     pub fn parse(file: &str, text: &str) -> Result<Objects, ObjectsError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let escaped = json_for_yaml(text);
-        let text = escaped.as_deref().unwrap_or(text);
+        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            return Self::parse_json(file, text);
+        }
         let mut out = Objects::default();
         for (start, piece) in documents(text) {
             // pad so that serde_yaml's locations are lines of the file
@@ -226,6 +200,83 @@ impl Objects {
                 "Node" => out
                     .nodes
                     .push(serde_yaml::from_str(&padded).map_err(|e| err(e, "Node: "))?),
+                other => out.ignored.push(other.to_string()),
+            }
+        }
+        out.default_namespaces();
+        Ok(out)
+    }
+
+    /// A JSON text (a bundle's `k8s-*.json`, `kubectl get -o json`), read as JSON. YAML reads
+    /// most JSON but not all of it: a key longer than 1024 characters (YAML's limit on implicit
+    /// keys), NEL, LINE SEPARATOR or PARAGRAPH SEPARATOR raw in a string (line breaks to YAML),
+    /// DEL, C1 controls or U+FFFE raw (not printable to YAML). serde_json and the API server
+    /// write all of these raw, and fuzzing found each in `to_lists`' output failing to read
+    /// back. Errors carry serde_json's line and column.
+    fn parse_json(file: &str, text: &str) -> Result<Objects, ObjectsError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct JsonHeader {
+            kind: Option<String>,
+            #[serde(default)]
+            items: Option<Vec<serde_json::Value>>,
+        }
+        let err = |line: usize, column: Option<usize>, message: String| ObjectsError {
+            file: file.to_string(),
+            line: line.max(1),
+            column,
+            message,
+        };
+        let located = |e: serde_json::Error, what: &str| {
+            err(e.line(), Some(e.column()), format!("{what}{e}"))
+        };
+        let mut out = Objects::default();
+        let header: Option<JsonHeader> = serde_json::from_str(text).map_err(|e| located(e, ""))?;
+        let Some(header) = header else {
+            return Ok(out);
+        };
+        let kind = header.kind.clone().ok_or_else(|| {
+            err(
+                1,
+                None,
+                "expected a Kubernetes object with apiVersion and kind".into(),
+            )
+        })?;
+        if let Some(item_kind) = kind.strip_suffix("List") {
+            for (i, item) in header.items.into_iter().flatten().enumerate() {
+                let k = item
+                    .get("kind")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(item_kind)
+                    .to_string();
+                let r = match k.as_str() {
+                    "Pod" => serde_json::from_value(item).map(|o| out.pods.push(o)),
+                    "Service" => serde_json::from_value(item).map(|o| out.services.push(o)),
+                    "EndpointSlice" => {
+                        serde_json::from_value(item).map(|o| out.endpoint_slices.push(o))
+                    }
+                    "Node" => serde_json::from_value(item).map(|o| out.nodes.push(o)),
+                    other => {
+                        out.ignored.push(other.to_string());
+                        Ok(())
+                    }
+                };
+                r.map_err(|e| err(1, None, format!("items[{i}] ({k}): {e}")))?;
+            }
+        } else {
+            match kind.as_str() {
+                "Pod" => out
+                    .pods
+                    .push(serde_json::from_str(text).map_err(|e| located(e, "Pod: "))?),
+                "Service" => out
+                    .services
+                    .push(serde_json::from_str(text).map_err(|e| located(e, "Service: "))?),
+                "EndpointSlice" => out
+                    .endpoint_slices
+                    .push(serde_json::from_str(text).map_err(|e| located(e, "EndpointSlice: "))?),
+                "Node" => out
+                    .nodes
+                    .push(serde_json::from_str(text).map_err(|e| located(e, "Node: "))?),
                 other => out.ignored.push(other.to_string()),
             }
         }
@@ -442,5 +493,28 @@ items:
         let [_, (_, list), _, _] = o.to_lists();
         let back = Objects::parse("k8s-services.json", &list.to_string()).unwrap();
         assert_eq!(back.services, o.services);
+    }
+
+    #[test]
+    fn a_label_key_longer_than_yamls_1024_character_limit_reads_back_from_json() {
+        // a plain YAML key of 600 characters, each `"` of which JSON writes as `\"`: 1200
+        // characters as a JSON key, past YAML's limit on implicit keys (found by fuzzing)
+        let long = format!("k{}", "\"".repeat(600));
+        let yaml =
+            format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {{{long}: v}}\n");
+        let o = Objects::parse("nodes.yaml", &yaml).unwrap();
+        let [_, _, _, (_, list)] = o.to_lists();
+        let json = list.to_string();
+        assert!(json.contains(&"\\\"".repeat(600)), "{json}");
+        let back = Objects::parse("k8s-nodes.json", &json).unwrap();
+        assert_eq!(back.nodes, o.nodes);
+    }
+
+    #[test]
+    fn json_errors_name_the_file_line_and_object() {
+        let json = "{\"apiVersion\": \"v1\", \"kind\": \"Service\",\n \"spec\": {\"ports\": 7}}";
+        let e = Objects::parse("svc.json", json).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("svc.json", 2), "{e}");
+        assert!(e.to_string().contains("Service: invalid type"), "{e}");
     }
 }

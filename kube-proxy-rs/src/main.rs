@@ -37,7 +37,8 @@ use kube_proxy_rs::sync::{
 };
 use kube_proxy_rs::watch::{self, Feed, Objects};
 
-/// jemalloc, with its background thread purging freed pages after `dirty_decay_ms` (10 s), as
+/// jemalloc, with its background thread purging freed pages after `dirty_decay_ms` (1 s, set
+/// in `.cargo/config.toml`), as
 /// in bgpd. A sync's transient buffers (the restore text, the save output read back, the
 /// parsed rules: tens of MiB at 10k Services) are freed at once; glibc's malloc kept each new
 /// high-water mark of them resident: under churn (issue 8, `examples/churn`) RSS stepped from
