@@ -181,27 +181,14 @@ impl Objects {
                         .and_then(|v| v.as_str())
                         .unwrap_or(item_kind)
                         .to_string();
-                    out.add_value(&k, item)
+                    out.add(&k, item)
                         .map_err(|e| err(e, &format!("items[{i}] ({k}): ")))?;
                 }
                 continue;
             }
             let _ = header.api_version;
-            match kind.as_str() {
-                "Pod" => out
-                    .pods
-                    .push(serde_yaml::from_str(&padded).map_err(|e| err(e, "Pod: "))?),
-                "Service" => out
-                    .services
-                    .push(serde_yaml::from_str(&padded).map_err(|e| err(e, "Service: "))?),
-                "EndpointSlice" => out
-                    .endpoint_slices
-                    .push(serde_yaml::from_str(&padded).map_err(|e| err(e, "EndpointSlice: "))?),
-                "Node" => out
-                    .nodes
-                    .push(serde_yaml::from_str(&padded).map_err(|e| err(e, "Node: "))?),
-                other => out.ignored.push(other.to_string()),
-            }
+            out.add(&kind, serde_yaml::Deserializer::from_str(&padded))
+                .map_err(|e| err(e, &format!("{kind}: ")))?;
         }
         out.default_namespaces();
         Ok(out)
@@ -249,47 +236,25 @@ impl Objects {
                     .and_then(|v| v.as_str())
                     .unwrap_or(item_kind)
                     .to_string();
-                let r = match k.as_str() {
-                    "Pod" => serde_json::from_value(item).map(|o| out.pods.push(o)),
-                    "Service" => serde_json::from_value(item).map(|o| out.services.push(o)),
-                    "EndpointSlice" => {
-                        serde_json::from_value(item).map(|o| out.endpoint_slices.push(o))
-                    }
-                    "Node" => serde_json::from_value(item).map(|o| out.nodes.push(o)),
-                    other => {
-                        out.ignored.push(other.to_string());
-                        Ok(())
-                    }
-                };
-                r.map_err(|e| err(1, None, format!("items[{i}] ({k}): {e}")))?;
+                out.add(&k, item)
+                    .map_err(|e| err(1, None, format!("items[{i}] ({k}): {e}")))?;
             }
         } else {
-            match kind.as_str() {
-                "Pod" => out
-                    .pods
-                    .push(serde_json::from_str(text).map_err(|e| located(e, "Pod: "))?),
-                "Service" => out
-                    .services
-                    .push(serde_json::from_str(text).map_err(|e| located(e, "Service: "))?),
-                "EndpointSlice" => out
-                    .endpoint_slices
-                    .push(serde_json::from_str(text).map_err(|e| located(e, "EndpointSlice: "))?),
-                "Node" => out
-                    .nodes
-                    .push(serde_json::from_str(text).map_err(|e| located(e, "Node: "))?),
-                other => out.ignored.push(other.to_string()),
-            }
+            out.add(&kind, &mut serde_json::Deserializer::from_str(text))
+                .map_err(|e| located(e, &format!("{kind}: ")))?;
         }
         out.default_namespaces();
         Ok(out)
     }
 
-    fn add_value(&mut self, kind: &str, v: serde_yaml::Value) -> Result<(), serde_yaml::Error> {
+    /// One object of `kind` from `d` (a YAML or JSON text, or a list item's value); kinds diag
+    /// does not use are only counted.
+    fn add<'de, D: serde::Deserializer<'de>>(&mut self, kind: &str, d: D) -> Result<(), D::Error> {
         match kind {
-            "Pod" => self.pods.push(serde_yaml::from_value(v)?),
-            "Service" => self.services.push(serde_yaml::from_value(v)?),
-            "EndpointSlice" => self.endpoint_slices.push(serde_yaml::from_value(v)?),
-            "Node" => self.nodes.push(serde_yaml::from_value(v)?),
+            "Pod" => self.pods.push(Pod::deserialize(d)?),
+            "Service" => self.services.push(Service::deserialize(d)?),
+            "EndpointSlice" => self.endpoint_slices.push(EndpointSlice::deserialize(d)?),
+            "Node" => self.nodes.push(Node::deserialize(d)?),
             other => self.ignored.push(other.to_string()),
         }
         Ok(())
