@@ -12,7 +12,9 @@
 //! ClusterIP over IPv6 from the node and from a pod. Then, in the same boot, the mode
 //! switches: iptables mode starts on what IPVS mode left (no virtual service, no
 //! kube-ipvs0, no ipset of ours, iptables mode's traffic works), IPVS mode starts again on
-//! what iptables mode left (its chains are gone, traffic works), nftables mode starts on what
+//! what iptables mode left (its chains are gone, traffic works; someone flushing nat's
+//! built-in chains and the canaries is repaired by the full sync the canary check asks
+//! for), nftables mode starts on what
 //! IPVS mode left (no virtual service, kube-ipvs0, ipset or chain; traffic works), and
 //! `--cleanup` leaves nothing of any mode.
 //! The kernel's IPVS table (both families) must equal the render of the same manifests on
@@ -154,7 +156,7 @@ sleep 0.5
 block kp-ipt-log tail -20 /tmp/kp-ipt.log
 
 # and back: IPVS mode starts on what iptables mode left
-kube-proxy-rs --proxy-mode=ipvs $FLAGS --v=2 > /tmp/kp-ipvs2.log 2>&1 &
+kube-proxy-rs --proxy-mode=ipvs $FLAGS --ipvs-sync-period=2s --v=2 > /tmp/kp-ipvs2.log 2>&1 &
 KP=$!
 synced=no
 for i in $(seq 1 120); do
@@ -169,6 +171,18 @@ block ipvs2-rules iptables-save
 block ipvs2-rules6 ip6tables-save
 for i in 1 2 3 4; do result ipvs2-clusterip-pod-$i "$(get pod4 198.19.0.10 80)"; done
 for i in 1 2; do result ipvs2-v6-node-$i "$(get node 2001:db8:c::50 80)"; done
+# someone flushes nat's built-in chains and deletes the canaries: the canary check (every
+# --ipvs-sync-period) asks for a full sync, which puts the jumps back (a plain sync would not)
+iptables -t nat -F PREROUTING && iptables -t nat -F OUTPUT && iptables -t mangle -X KUBE-PROXY-CANARY
+restored=no
+for i in $(seq 1 60); do
+  if iptables -t nat -S PREROUTING | grep -q -- '-j KUBE-SERVICES' &&
+     iptables -t mangle -S KUBE-PROXY-CANARY >/dev/null 2>&1; then restored=yes; break; fi
+  sleep 0.5
+done
+result ipvs2-canary-restored $restored
+result ipvs2-canary-log "$(grep -c 'canary chains gone' /tmp/kp-ipvs2.log)"
+for i in 1 2 3 4; do result ipvs2-nodeport-$i "$(get client 198.18.0.11 30080)"; done
 kill $KP
 sleep 0.5
 block kp-ipvs2-log tail -20 /tmp/kp-ipvs2.log
@@ -489,6 +503,15 @@ fn vm_ipvs_mode_real_traffic() {
     }
     assert_eq!(backends(&out, "ipvs2-clusterip-pod-", &tail), both);
     assert_eq!(backends(&out, "ipvs2-v6-node-", &tail), both);
+    // Flushed by someone else: the canaries are seen gone, the full sync restores the jumps,
+    // and NodePort traffic is masqueraded to the node again.
+    assert_eq!(out.result("ipvs2-canary-restored"), Some("yes"), "{tail}");
+    assert_ne!(out.result("ipvs2-canary-log"), Some("0"), "{tail}");
+    assert_eq!(
+        distinct(&answers(&out, "ipvs2-nodeport-")),
+        BTreeSet::from([format!("be-2 {node}"), format!("be-3 {node}")]),
+        "{tail}"
+    );
 
     // IPVS mode to nftables mode: IPVS mode's state is gone, nftables mode's traffic works.
     assert_eq!(out.result("nft-synced"), Some("yes"), "{tail}");

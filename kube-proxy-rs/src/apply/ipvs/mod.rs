@@ -7,7 +7,8 @@
 //!   ProxyState ──render_ipvs──> IpvsPlan
 //!     1. kube-ipvs0: ensure the dummy; node addresses (other links) -> NodePort services
 //!     2. ipsets:   ipset save ──restore_input──> ipset restore -exist (create/del/add)
-//!     3. rules:    iptables-restore --noflush (nat, filter); jump rules (-C / -I) on full syncs
+//!     3. rules:    iptables-restore --noflush (nat, filter); jump rules (-C / -I) and the
+//!                  KUBE-PROXY-CANARY chains (mangle, nat, filter) on full syncs
 //!     4. VIPs:     ip addr add what is missing on kube-ipvs0
 //!     5. IPVS:     netlink dump ──diff──> ops (graceful: weight 0, delete at 0 connections)
 //!     6. VIPs:     ip addr del what is no longer wanted (this family only)
@@ -398,7 +399,7 @@ impl<K: IpvsKernel, L: VipLink, S: SetWriter, W: RuleWriter> IpvsProxier<K, L, S
     }
 
     /// Writes `state` (every step diffs against the kernel, so a sync is always complete;
-    /// `full` also re-checks the jump rules). On success, the previous state is returned.
+    /// `full` also re-checks the jump rules and creates the canary chains). On success, the previous state is returned.
     pub fn sync(
         &mut self,
         state: &ProxyState,
@@ -446,6 +447,7 @@ impl<K: IpvsKernel, L: VipLink, S: SetWriter, W: RuleWriter> IpvsProxier<K, L, S
                     .ensure_rule_first(j.table, j.from, &j.args())
                     .map_err(r)?;
             }
+            crate::apply::ensure_canaries(&mut self.rules).map_err(r)?;
             cleanup_iptables_mode(&mut self.rules).map_err(r)?;
         }
 

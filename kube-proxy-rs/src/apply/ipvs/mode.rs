@@ -122,7 +122,10 @@ where
     /// VIPs must not get NodePort services), so the host's list is not needed.
     fn set_local_addresses(&mut self, _addrs: Vec<IpAddr>) {}
 
+    /// Upstream's IPVS proxier monitors the same `KUBE-PROXY-CANARY` chains as its iptables
+    /// one: a flush of the tables (firewalld, `iptables -F -X`) also removed the jumps from
+    /// the built-in chains, which only a full sync restores.
     fn missing_canaries(&mut self) -> Result<Vec<&'static str>, ApplyError> {
-        Ok(Vec::new())
+        crate::apply::missing_canaries(&mut self.rules)
     }
 }

@@ -608,3 +608,38 @@ fn a_set_in_use_fails_its_step_only() {
     assert!(p.kernel.state.services.is_empty());
     assert!(done.link);
 }
+
+#[test]
+fn a_flushed_table_is_seen_by_the_canaries_and_a_full_sync_restores_the_jumps() {
+    use crate::sync::ModeProxier;
+    let mut p = proxier();
+    let st = state(&[(
+        port("web", Protocol::Tcp, "198.19.0.10", Some(30080)),
+        vec!["198.18.64.2"],
+    )]);
+    p.sync(&st, false).unwrap();
+    assert!(ModeProxier::missing_canaries(&mut p).unwrap().is_empty());
+    let jump = "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES";
+    assert!(p.rules.save("nat").unwrap().contains(jump));
+
+    // someone flushes nat's built-in chains and deletes the canaries (iptables -F; -X)
+    p.rules
+        .restore(
+            "*nat\n-F PREROUTING\n-F OUTPUT\n-X KUBE-PROXY-CANARY\nCOMMIT\n\
+             *mangle\n-X KUBE-PROXY-CANARY\nCOMMIT\n",
+        )
+        .unwrap();
+    assert_eq!(
+        ModeProxier::missing_canaries(&mut p).unwrap(),
+        ["mangle", "nat"]
+    );
+    // a partial sync rewrites IPVS mode's own chains but not the jumps into them
+    let (a, _) = p.sync(&st, false).unwrap();
+    assert!(!a.full);
+    assert!(!p.rules.save("nat").unwrap().contains(jump));
+    // the full sync a missing canary asks for puts back both
+    let (a, _) = p.sync(&st, true).unwrap();
+    assert!(a.full);
+    assert!(p.rules.save("nat").unwrap().contains(jump));
+    assert!(ModeProxier::missing_canaries(&mut p).unwrap().is_empty());
+}
