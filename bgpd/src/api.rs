@@ -111,6 +111,13 @@ pub struct PathInfo {
     pub local_pref: u32,
     /// Communities.
     pub communities: Vec<String>,
+    /// ORIGINATOR_ID, set by a route reflector (RFC 4456): the router that first announced
+    /// the route into the AS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originator_id: Option<std::net::Ipv4Addr>,
+    /// CLUSTER_LIST, the reflection clusters the route passed through (RFC 4456).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_list: Vec<std::net::Ipv4Addr>,
     /// Kept from before the peer's restart.
     pub stale: bool,
     /// The best path.
@@ -379,6 +386,13 @@ pub fn routes_text(r: &Routes) -> String {
             }
             if !p.communities.is_empty() {
                 let _ = write!(out, " communities {}", p.communities.join(" "));
+            }
+            if let Some(o) = p.originator_id {
+                let _ = write!(out, " originator {o}");
+            }
+            if !p.cluster_list.is_empty() {
+                let l: Vec<String> = p.cluster_list.iter().map(|c| c.to_string()).collect();
+                let _ = write!(out, " cluster-list [{}]", l.join(" "));
             }
             if p.stale {
                 out.push_str(" (stale)");

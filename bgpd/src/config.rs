@@ -932,6 +932,7 @@ impl Config {
         let rules = p.import.as_ref().unwrap_or(&self.import);
         ImportPolicy {
             local_as: self.asn,
+            router_id: Some(self.router_id),
             ranges: PrefixList::new(rules.iter().map(|r| r.0).collect()),
             allow_default_route: p.allow_default_route,
             own_prefixes: own.iter().copied().collect(),

@@ -3,6 +3,8 @@
 //! ```text
 //!   per path (once per UPDATE and family):     per prefix:
 //!     AS loop          our AS in AS_PATH         default route   0.0.0.0/0, ::/0 unless allowed
+//!     originator       ORIGINATOR_ID is our
+//!                      router ID (RFC 4456 §8)
 //!     first AS         eBGP path must start      own prefix      equal to or inside one of ours
 //!                      with the peer's AS        import ranges   default deny outside them
 //!     next hop         usable address            expected next   node X's pod CIDR must come
@@ -16,7 +18,7 @@
 //! AFI, SAFI, limit ([`MaxPrefix::notification`]), or only warns.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
@@ -95,6 +97,12 @@ pub enum RejectReason {
         /// Our AS.
         asn: u32,
     },
+    /// A route reflector sent back a route we originated: its ORIGINATOR_ID is our BGP
+    /// identifier (RFC 4456 §8).
+    OriginatorIsUs {
+        /// Our router ID.
+        router_id: Ipv4Addr,
+    },
     /// An eBGP path that does not start with the peer's AS (RFC 4271 §6.3).
     FirstAsMismatch {
         /// The first AS of the path, if it starts with an AS_SEQUENCE.
@@ -137,6 +145,7 @@ impl RejectReason {
     pub fn label(&self) -> &'static str {
         match self {
             Self::AsPathLoop { .. } => "as_path_loop",
+            Self::OriginatorIsUs { .. } => "originator_is_us",
             Self::FirstAsMismatch { .. } => "first_as_mismatch",
             Self::InvalidNextHop { .. } => "invalid_next_hop",
             Self::DefaultRoute => "default_route",
@@ -170,6 +179,10 @@ impl fmt::Display for Rejected {
                     "has our AS {asn} in its AS_PATH (loop), from peer {peer}"
                 )
             }
+            RejectReason::OriginatorIsUs { router_id } => write!(
+                f,
+                "has our router ID {router_id} as ORIGINATOR_ID (reflected back), from peer {peer}"
+            ),
             RejectReason::FirstAsMismatch { first, peer_as } => {
                 match first {
                     Some(a) => write!(f, "has an AS_PATH starting with AS {a}")?,
@@ -217,6 +230,9 @@ impl fmt::Display for Rejected {
 pub struct ImportPolicy {
     /// Our AS, for loop detection.
     pub local_as: u32,
+    /// Our BGP identifier: a route reflected back to us with it as ORIGINATOR_ID is ignored
+    /// (RFC 4456 §8, for route reflector clients).
+    pub router_id: Option<Ipv4Addr>,
     /// Accepted prefixes; anything outside is rejected (default deny).
     pub ranges: PrefixList,
     /// Accept 0.0.0.0/0 and ::/0 (never accepted otherwise, whatever the ranges say).
@@ -239,6 +255,7 @@ impl Default for ImportPolicy {
     fn default() -> Self {
         Self {
             local_as: 0,
+            router_id: None,
             ranges: PrefixList::default(),
             allow_default_route: false,
             own_prefixes: Vec::new(),
@@ -268,6 +285,14 @@ fn usable(a: IpAddr) -> bool {
 }
 
 impl ImportPolicy {
+    /// A route reflector's loop check on the route's ORIGINATOR_ID (RFC 4456 §8).
+    pub fn check_originator(&self, originator_id: Option<Ipv4Addr>) -> Result<(), RejectReason> {
+        match (originator_id, self.router_id) {
+            (Some(o), Some(us)) if o == us => Err(RejectReason::OriginatorIsUs { router_id: us }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks on the attributes shared by all prefixes of an UPDATE's family: loop, first AS,
     /// next hop. `peer_as` and `ebgp` describe the session.
     pub fn check_path(
@@ -474,6 +499,24 @@ mod tests {
                 first: Some(65002),
                 peer_as: 65001
             })
+        );
+        // ORIGINATOR_ID: ours is a reflected-back route; another's, or none, is fine
+        let mut rr = policy();
+        rr.router_id = Some("198.18.0.11".parse().unwrap());
+        assert_eq!(
+            rr.check_originator(Some("198.18.0.11".parse().unwrap())),
+            Err(RejectReason::OriginatorIsUs {
+                router_id: "198.18.0.11".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            rr.check_originator(Some("198.18.0.12".parse().unwrap())),
+            Ok(())
+        );
+        assert_eq!(rr.check_originator(None), Ok(()));
+        assert_eq!(
+            policy().check_originator(Some("198.18.0.11".parse().unwrap())),
+            Ok(())
         );
         let mut lax = policy();
         lax.enforce_first_as = false;

@@ -150,9 +150,9 @@ impl Rib {
                     continue;
                 }
             };
-            if let Err(reason) =
+            if let Err(reason) = policy.check_originator(route.originator_id).and_then(|()| {
                 policy.check_path(&route.as_path, &next_hop, info.asn, info.is_ebgp())
-            {
+            }) {
                 self.reject_all(peer, &info.address, prefixes, reason, &mut out);
                 continue;
             }

@@ -39,6 +39,8 @@ fn route_info(r: &Route<'_>) -> RouteInfo {
                 .map(|c| c.to_string())
                 .chain(p.attrs.large_communities.iter().map(|c| c.to_string()))
                 .collect(),
+            originator_id: p.attrs.originator_id,
+            cluster_list: p.attrs.cluster_list.clone(),
             stale: p.stale,
             best: i == 0,
             multipath: i < multipath,

@@ -2,7 +2,8 @@
 //! and run against BIRD 2, FRR (bgpd + zebra), GoBGP and ExaBGP:
 //!
 //! ```text
-//!   RouterSpec { kind, asn, neighbors, announce4/6, password, hold_time, graceful_restart }
+//!   RouterSpec { kind, asn, neighbors, announce4/6, password, hold_time, graceful_restart,
+//!                route_reflector }
 //!        │ Router::start
 //!        v
 //!   Router ── established(n) / has_route(p) / session_id(n) / notifications(n)   (their CLIs)
@@ -54,6 +55,9 @@ pub(crate) struct RouterSpec {
     pub(crate) hold_time: u16,
     /// Graceful restart with this Restart Time (RFC 4724), off when `None`.
     pub(crate) graceful_restart: Option<u16>,
+    /// A route reflector (RFC 4456; BIRD and FRR) with every neighbour a client, in the
+    /// cluster of its router ID: reflected routes keep their next hop.
+    pub(crate) route_reflector: bool,
 }
 
 impl RouterSpec {
@@ -68,6 +72,7 @@ impl RouterSpec {
             password: None,
             hold_time: 9,
             graceful_restart: None,
+            route_reflector: false,
         }
     }
 }
@@ -606,6 +611,21 @@ fn bird_conf(host: &Host, s: &RouterSpec) -> String {
         None => "graceful restart off;".to_string(),
     };
     let ka = (s.hold_time / 3).max(1);
+    // a reflector passes next hops on (iBGP: BIRD would otherwise resolve them recursively
+    // through an IGP table this router does not have)
+    let (rr, nh4, nh6) = if s.route_reflector {
+        (
+            format!("  direct; rr client; rr cluster id {id};\n"),
+            "gateway direct;".to_string(),
+            "gateway direct;".to_string(),
+        )
+    } else {
+        (
+            String::new(),
+            "next hop self;".to_string(),
+            format!("next hop address {v6};"),
+        )
+    };
     let mut protos = String::new();
     for (addr, asn) in &s.neighbors {
         let pw = s
@@ -621,8 +641,8 @@ fn bird_conf(host: &Host, s: &RouterSpec) -> String {
   connect delay time 1; connect retry time 1; error wait time 1, 3;
   debug {{ packets }};
   {gr}
-{pw}  ipv4 {{ import all; export where proto = \"s4\" || source = RTS_BGP; next hop self; }};
-  ipv6 {{ import all; export where proto = \"s6\" || source = RTS_BGP; next hop address {v6}; }};
+{rr}{pw}  ipv4 {{ import all; export where proto = \"s4\" || source = RTS_BGP; {nh4} }};
+  ipv6 {{ import all; export where proto = \"s6\" || source = RTS_BGP; {nh6} }};
 }}
 ",
             name = bird_proto(*addr),
@@ -679,7 +699,18 @@ router bgp {asn}
             c += &format!(" neighbor {addr} password {p}\n");
         }
     }
+    if s.route_reflector {
+        c += &format!(" bgp cluster-id {id}\n");
+    }
+    let client = |c: &mut String| {
+        if s.route_reflector {
+            for (addr, _) in &s.neighbors {
+                *c += &format!("  neighbor {addr} route-reflector-client\n");
+            }
+        }
+    };
     c += " address-family ipv4 unicast\n";
+    client(&mut c);
     for p in &s.announce4 {
         c += &format!("  network {p}\n");
     }
@@ -687,6 +718,7 @@ router bgp {asn}
     for (addr, _) in &s.neighbors {
         c += &format!("  neighbor {addr} activate\n");
     }
+    client(&mut c);
     for p in &s.announce6 {
         c += &format!("  network {p}\n");
     }
