@@ -217,9 +217,10 @@ fn sessions_routes_ecmp_withdrawal_and_reload_with_two_bird_routers() {
             .contains("bgpd_prefixes_accepted{peer=\"198.18.0.2\"} 2")
     );
 
-    // reload without the static prefix: withdrawn at BIRD, sessions untouched
+    // the config file changes (no SIGHUP): reloaded without the static prefix, which is
+    // withdrawn at BIRD, sessions untouched
     let (since1, since2) = (b1.settled_since("node1"), b2.settled_since("node1"));
-    bgpd.rewrite(&bgpd_conf(&lab, &[], &peers));
+    bgpd.write_config(&bgpd_conf(&lab, &[], &peers));
     for b in [&b1, &b2] {
         assert!(
             wait(10, || !b.has_route("198.19.255.1/32", "node1")),
@@ -231,6 +232,12 @@ fn sessions_routes_ecmp_withdrawal_and_reload_with_two_bird_routers() {
         (b1.since("node1"), b2.since("node1")),
         (since1.clone(), since2.clone())
     );
+    assert!(
+        bgpd.logs().contains("changed: reloading"),
+        "{}",
+        bgpd.logs()
+    );
+    assert!(!bgpd.logs().contains("SIGHUP"), "{}", bgpd.logs());
     // the Node loses its IPv6 pod CIDR: withdrawn
     node_manifest(&lab, &["198.18.65.0/24"]);
     assert!(wait(10, || !b1.has_route("2001:db8:64:1::/64", "node1")));

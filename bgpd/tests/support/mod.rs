@@ -460,6 +460,12 @@ impl Bgpd {
         self.signal(Signal::SIGHUP);
     }
 
+    /// Replace the configuration file without a signal (the daemon sees the change within a
+    /// second).
+    pub(crate) fn write_config(&self, yaml: &str) {
+        write(&self.conf, yaml);
+    }
+
     /// `bgpd --socket S show ARGS... --json`, parsed, or the exit code and stderr.
     pub(crate) fn try_show(&self, args: &[&str]) -> Result<Value, (i32, String)> {
         let mut argv = vec![
