@@ -1,7 +1,8 @@
 //! Kernel smoke test of the render: every golden case is loaded with the real
 //! `iptables-restore` / `ip6tables-restore`, nft and legacy back ends, each into a throwaway
 //! network namespace; the kernel's `iptables-save` must parse to exactly the ruleset our
-//! stateful fake holds after loading the same text. Needs root and both iptables back ends;
+//! stateful fake holds after loading the same text, and the full sync's jump-rule check must
+//! find every jump rule in each table's real `iptables-save -t TABLE`. Needs root and both iptables back ends;
 //! skipped (with a message) otherwise. Namespaces are removed by a Drop guard, also when a
 //! test panics. The nfacct match is left out (its counters need `nfacct add`, which this
 //! host lacks).
@@ -110,6 +111,17 @@ fn goldens_load_into_the_kernel_as_the_fake_holds_them() {
                 assert!(ok, "{what}: save: {err}");
                 let kernel = Ruleset::parse(family, &save)
                     .unwrap_or_else(|e| panic!("{what}: kernel dump does not parse: {e}\n{save}"));
+                // the jump rules as the real iptables-save prints them are found by the full
+                // sync's check (else it would run `iptables -C` for each on every full sync)
+                for t in ["filter", "nat", "mangle"] {
+                    let (ok, one, err) = ns.run(&[&format!("{tool}-{backend}-save"), "-t", t], "");
+                    assert!(ok, "{what}: save -t {t}: {err}");
+                    let missing = kube_proxy_rs::apply::missing_jump_rules(family, t, &one);
+                    assert!(
+                        missing.is_empty(),
+                        "{what}: {missing:?} not found in\n{one}"
+                    );
+                }
                 let fake = r.to_ruleset().unwrap();
                 let tables = ["filter", "mangle", "nat"];
                 let (k, f) = (comparable(&kernel, &tables), comparable(&fake, &tables));

@@ -152,6 +152,69 @@ pub fn ensure_jump_rules(w: &mut dyn RuleWriter) -> Result<usize, ApplyError> {
     Ok(inserted)
 }
 
+/// What a full sync of iptables mode needs before its restore, with one `iptables-save` per
+/// table (mangle, filter, nat) instead of one `iptables` process per chain and rule (`-N`,
+/// `-C` / `-I`, `-S`: about thirty, each of which reads the whole table with the legacy
+/// backend): the jump rules and canaries are looked up in the saves, and only what is
+/// missing there goes through [`RuleWriter::ensure_chain`] / [`RuleWriter::ensure_rule_first`]
+/// (which check again, so a rule the save prints differently is never inserted twice).
+/// Returns how many jump rules were inserted, and the nat table's save as it was before
+/// (its chains tell the stale per-service chains).
+pub fn ensure_jumps_and_canaries(w: &mut dyn RuleWriter) -> Result<(usize, String), ApplyError> {
+    let family = w.family();
+    let mut inserted = 0;
+    let mut nat = String::new();
+    for table in ["mangle", "filter", "nat"] {
+        let save = w.save(table)?;
+        let mut chains: std::collections::HashSet<&str> =
+            declared_chains(&save).into_iter().collect();
+        let missing = missing_jump_rules(family, table, &save);
+        for j in JUMP_RULES.iter().filter(|j| j.table == table) {
+            if !chains.contains(j.to) {
+                w.ensure_chain(table, j.to)?;
+                chains.insert(j.to);
+            }
+            if missing.contains(&j) && !w.ensure_rule_first(table, j.from, &j.args())? {
+                inserted += 1;
+            }
+        }
+        if CANARY_TABLES.contains(&table) && !chains.contains(CANARY_CHAIN) {
+            w.ensure_chain(table, CANARY_CHAIN)?;
+        }
+        if table == "nat" {
+            nat = save;
+        }
+    }
+    Ok((inserted, nat))
+}
+
+/// The jump rules of `table` that `save` (that table's `iptables-save -t TABLE`) does not
+/// hold in their built-in chains, compared as rules (canonical forms), as `iptables -C`
+/// compares them.
+pub fn missing_jump_rules(family: Family, table: &str, save: &str) -> Vec<&'static JumpRule> {
+    JUMP_RULES
+        .iter()
+        .filter(|j| j.table == table && !saved_rule(family, save, j))
+        .collect()
+}
+
+fn saved_rule(family: Family, save: &str, j: &JumpRule) -> bool {
+    use dataplane::iptables::Rule;
+    let prefix = format!("-A {} ", j.from);
+    let line = j.restore_line();
+    let Some(want) = line
+        .strip_prefix(&prefix)
+        .and_then(|spec| Rule::parse_spec(family, spec).ok())
+        .map(|r| r.canonical(family))
+    else {
+        return false;
+    };
+    save.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|spec| Rule::parse_spec(family, spec).ok())
+        .any(|r| r.canonical(family) == want)
+}
+
 /// Creates the canary chains (mangle, nat, filter) when missing.
 pub fn ensure_canaries(w: &mut dyn RuleWriter) -> Result<(), ApplyError> {
     for t in CANARY_TABLES {

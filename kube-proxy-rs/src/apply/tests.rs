@@ -121,3 +121,98 @@ fn cleanup_removes_our_chains_and_jumps_and_nothing_else() {
     // A second cleanup finds nothing to do.
     assert_eq!(cleanup(&mut w).unwrap(), Cleanup::default());
 }
+
+/// A [`FakeWriter`] that counts the `iptables` processes a real writer would run.
+struct Counting {
+    w: FakeWriter,
+    calls: Vec<String>,
+}
+
+impl RuleWriter for Counting {
+    fn family(&self) -> Family {
+        self.w.family()
+    }
+    fn save(&mut self, table: &str) -> Result<String, ApplyError> {
+        self.calls.push(format!("save {table}"));
+        self.w.save(table)
+    }
+    fn restore(&mut self, input: &str) -> Result<(), ApplyError> {
+        self.calls.push("restore".into());
+        self.w.restore(input)
+    }
+    fn ensure_chain(&mut self, table: &str, chain: &str) -> Result<bool, ApplyError> {
+        self.calls.push(format!("-t {table} -N {chain}"));
+        self.w.ensure_chain(table, chain)
+    }
+    fn ensure_rule_first(
+        &mut self,
+        table: &str,
+        chain: &str,
+        args: &[&str],
+    ) -> Result<bool, ApplyError> {
+        self.calls.push(format!("-t {table} -C/-I {chain}"));
+        self.w.ensure_rule_first(table, chain, args)
+    }
+    fn delete_rule(&mut self, table: &str, chain: &str, args: &[&str]) -> Result<bool, ApplyError> {
+        self.calls.push(format!("-t {table} -D {chain}"));
+        self.w.delete_rule(table, chain, args)
+    }
+    fn chain_exists(&mut self, table: &str, chain: &str) -> Result<bool, ApplyError> {
+        self.calls.push(format!("-t {table} -S {chain}"));
+        self.w.chain_exists(table, chain)
+    }
+}
+
+/// Each table's save (the fake lists tables in the order they were first written).
+fn by_table(w: &mut FakeWriter) -> Vec<String> {
+    ["filter", "nat", "mangle"]
+        .iter()
+        .map(|t| w.save(t).unwrap())
+        .collect()
+}
+
+#[test]
+fn jumps_and_canaries_are_checked_in_one_save_per_table() {
+    for family in [Family::V4, Family::V6] {
+        // a fresh node: the same rules as one check per chain and rule would leave
+        let mut reference = FakeWriter::new(family);
+        ensure_jump_rules(&mut reference).unwrap();
+        ensure_canaries(&mut reference).unwrap();
+        let mut c = Counting {
+            w: FakeWriter::new(family),
+            calls: Vec::new(),
+        };
+        let (inserted, _) = ensure_jumps_and_canaries(&mut c).unwrap();
+        assert_eq!(inserted, JUMP_RULES.len());
+        assert_eq!(by_table(&mut c.w), by_table(&mut reference));
+
+        // a node that has them all: three saves, nothing else, nothing changed
+        c.calls.clear();
+        let (inserted, nat) = ensure_jumps_and_canaries(&mut c).unwrap();
+        assert_eq!(inserted, 0);
+        assert_eq!(c.calls, ["save mangle", "save filter", "save nat"]);
+        assert_eq!(by_table(&mut c.w), by_table(&mut reference));
+        assert!(nat.contains(":KUBE-SERVICES "), "{nat}");
+
+        // someone deleted one jump and a canary: only those are put back, where they were
+        c.w.restore(
+            "*nat\n-D PREROUTING -m comment --comment \"kubernetes service portals\" \
+             -j KUBE-SERVICES\nCOMMIT\n*mangle\n-X KUBE-PROXY-CANARY\nCOMMIT\n",
+        )
+        .unwrap();
+        c.calls.clear();
+        let (inserted, _) = ensure_jumps_and_canaries(&mut c).unwrap();
+        assert_eq!(inserted, 1);
+        assert_eq!(
+            c.calls,
+            [
+                "save mangle",
+                "-t mangle -N KUBE-PROXY-CANARY",
+                "save filter",
+                "save nat",
+                "-t nat -C/-I PREROUTING"
+            ]
+        );
+        assert_eq!(by_table(&mut c.w), by_table(&mut reference));
+    }
+}

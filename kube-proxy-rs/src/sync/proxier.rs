@@ -2,8 +2,9 @@
 //! [`ProxyState`] in, one `iptables-restore --noflush` out through a [`RuleWriter`].
 //!
 //! ```text
-//!   ProxyState ─render─> Rendered ─┬─ full:    ensure jumps + canaries, iptables-save -t nat
-//!                                  │           (stale chains) ─> whole restore input
+//!   ProxyState ─render─> Rendered ─┬─ full:    iptables-save of mangle, filter, nat: jumps +
+//!                                  │           canaries ensured where missing, stale chains
+//!                                  │           ─> whole restore input
 //!                                  └─ partial: diff with the state the kernel holds ─>
 //!                                              top-level chains + changed services' chains
 //!   ─> writer.restore(input) ── ok: the kernel holds `state` now
@@ -151,8 +152,8 @@ impl<W: RuleWriter> Proxier<W> {
         self.last_input.as_deref()
     }
 
-    /// A full sync of `state` (render, jump rules and canaries, `iptables-save -t nat` for
-    /// stale chains, one `iptables-restore`): what a sync at start or after a failure costs.
+    /// A full sync of `state` (render, jump rules and canaries checked in one `iptables-save`
+    /// per table, whose nat one also tells the stale chains, one `iptables-restore`): what a sync at start or after a failure costs.
     pub fn sync_full(&mut self, state: &ProxyState) -> Result<Applied, SyncError> {
         self.sync(state, true).map(|(applied, _)| applied)
     }
@@ -216,9 +217,8 @@ impl<W: RuleWriter> Proxier<W> {
         let prepare = |source| SyncError::Prepare { family, source };
 
         let (input, filter_written, nat_written, deleted, jumps_inserted) = if full {
-            let jumps = apply::ensure_jump_rules(&mut self.writer).map_err(prepare)?;
-            apply::ensure_canaries(&mut self.writer).map_err(prepare)?;
-            let save = self.writer.save("nat").map_err(prepare)?;
+            let (jumps, save) =
+                apply::ensure_jumps_and_canaries(&mut self.writer).map_err(prepare)?;
             let existing = apply::declared_chains(&save);
             let stale = rendered.stale_chains(&existing);
             let mut out = Vec::with_capacity(64 * 1024);
