@@ -1,6 +1,7 @@
 //! Times the sync layer in throwaway network namespaces, as the benches will: a full sync of
 //! N Services × 10 endpoints (default 1,000) and a one-Service partial sync, each next to
-//! `iptables-restore --noflush` of the same text alone in a namespace in the same state.
+//! `iptables-restore --noflush` of the same text alone in a namespace in the same state, then
+//! a full resync of the populated node (`resync_s`: what every later full sync costs).
 //! Needs root and the iptables tools; the namespaces (a lab) are removed at the end.
 //!
 //! `cargo run --release -p kube-proxy-rs --example sync_netns -- [services] [legacy|nft]`
@@ -99,7 +100,7 @@ fn main() {
         RenderOptions::default(),
     );
     p.keep_input(true);
-    let (full, partial, full_text, partial_text) = in_netns(&named(ours.netns()), || {
+    let (full, partial, resync, full_text, partial_text) = in_netns(&named(ours.netns()), || {
         let t = Instant::now();
         let a = p.sync_full(&before).expect("full sync");
         let full = t.elapsed();
@@ -107,13 +108,14 @@ fn main() {
         let t = Instant::now();
         let b = p.sync_changes(&after).expect("partial sync");
         let partial = t.elapsed();
-        assert!(a.full && !b.full);
-        (
-            full,
-            partial,
-            full_text,
-            p.last_input().unwrap_or_default().to_string(),
-        )
+        let partial_text = p.last_input().unwrap_or_default().to_string();
+        // a full sync on the node that holds the rules (the periodic, canary or node-change
+        // resync): its checks of the jump rules and canaries read populated tables
+        let t = Instant::now();
+        let c = p.sync_full(&after).expect("full resync");
+        let resync = t.elapsed();
+        assert!(a.full && !b.full && c.full && c.jumps_inserted == 0);
+        (full, partial, resync, full_text, partial_text)
     })
     .expect("enter the namespace");
     let (full_alone, partial_alone) = in_netns(&named(alone.netns()), || {
@@ -128,7 +130,8 @@ fn main() {
     .expect("enter the namespace");
     println!(
         "{n} services x 10 endpoints, iptables-{backend}: full sync {:.3} s ({} KB) = {:.2} x restore alone {:.3} s; \
-         one-service partial sync {:.3} s ({} KB) = {:.2} x restore alone {:.3} s",
+         one-service partial sync {:.3} s ({} KB) = {:.2} x restore alone {:.3} s; \
+         full resync of the populated node {:.3} s",
         full.as_secs_f64(),
         full_text.len() / 1024,
         full.as_secs_f64() / full_alone.as_secs_f64(),
@@ -137,14 +140,16 @@ fn main() {
         partial_text.len() / 1024,
         partial.as_secs_f64() / partial_alone.as_secs_f64(),
         partial_alone.as_secs_f64(),
+        resync.as_secs_f64(),
     );
     println!(
         "BENCH\tsync_netns\tservices={n}\tbackend={backend}\tfull_s={:.6}\tfull_alone_s={:.6}\t\
-         partial_s={:.6}\tpartial_alone_s={:.6}\tfull_kib={}\tpartial_kib={}",
+         partial_s={:.6}\tpartial_alone_s={:.6}\tresync_s={:.6}\tfull_kib={}\tpartial_kib={}",
         full.as_secs_f64(),
         full_alone.as_secs_f64(),
         partial.as_secs_f64(),
         partial_alone.as_secs_f64(),
+        resync.as_secs_f64(),
         full_text.len() / 1024,
         partial_text.len() / 1024,
     );
