@@ -195,3 +195,62 @@ fn apply_restore_agrees_with_iptables_restore_noflush() {
         }
     }
 }
+
+/// iptables-save prints a comment or log prefix that looks like an option without quotes
+/// (`--comment -a`); iptables-restore takes it as the value, and so does the parser.
+#[test]
+fn free_text_values_that_look_like_options_parse_as_iptables_reads_them() {
+    use dataplane::iptables::{Match, Target};
+    if !usable() {
+        return;
+    }
+    let texts = ["-a", "--dst", "-j"];
+    for variant in ["nft", "legacy"] {
+        let Some(ns) = Netns::new(&format!("free-{variant}")) else {
+            eprintln!("skipping: cannot create a network namespace");
+            return;
+        };
+        let iptables = format!("iptables-{variant}");
+        for t in texts {
+            let (ok, _, err) = ns.run(
+                &[
+                    &iptables,
+                    "-A",
+                    "INPUT",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    t,
+                    "-j",
+                    "LOG",
+                    "--log-prefix",
+                    t,
+                ],
+                "",
+            );
+            assert!(ok, "{iptables} --comment {t}: {err}");
+        }
+        let save = format!("iptables-{variant}-save");
+        let (ok, saved, err) = ns.run(&[&save, "-t", "filter"], "");
+        assert!(ok, "{save}: {err}");
+        assert!(saved.contains("--comment -a "), "unquoted in {saved}");
+        let rs = Ruleset::parse(Family::V4, &saved).unwrap_or_else(|e| panic!("{e}\n{saved}"));
+        let rules = &rs.table("filter").unwrap().chain("INPUT").unwrap().rules;
+        assert_eq!(rules.len(), texts.len(), "{saved}");
+        for (rule, t) in rules.iter().zip(texts) {
+            assert_eq!(rule.matches(), &[Match::Comment(t.into())], "{saved}");
+            let Some(Target::Log(log)) = rule.target() else {
+                panic!("a LOG target: {:?}", rule.target());
+            };
+            assert_eq!(log.prefix.as_deref(), Some(t), "{saved}");
+        }
+        // What the model prints back, iptables-restore reads to the same rules.
+        let (ok, _, err) = ns.run(&[&format!("{iptables}-restore")], &rs.to_restore());
+        assert!(ok, "restore of the model: {err}");
+        let (_, again, _) = ns.run(&[&save, "-t", "filter"], "");
+        assert_eq!(
+            Ruleset::parse(Family::V4, &again).unwrap().to_restore(),
+            rs.to_restore()
+        );
+    }
+}

@@ -187,7 +187,9 @@ fn matches() -> impl Strategy<Value = Match> {
             })),
         (
             "[a-z]{1,6}",
-            prop::collection::vec("--[a-z]{1,6}( [a-z0-9]{1,4})?", 0..3)
+            // Option names start with x so that none is a rule-level option (--dst, --src,
+            // --match, --jump, --goto...), which iptables takes as the rule's, never the module's.
+            prop::collection::vec("--x[a-z]{0,5}( [a-z0-9]{1,4})?", 0..3)
         )
             .prop_map(|(m, a)| Match::Unknown {
                 module: format!("x{m}"),

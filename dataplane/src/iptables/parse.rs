@@ -105,6 +105,10 @@ fn proto_module(p: &ProtoSpec, family: Family) -> Option<&'static str> {
     }
 }
 
+/// Options whose value is free text (a comment, a log prefix): their value may look like an
+/// option (`--comment -a`, `--log-prefix --x`), which iptables-save prints without quotes.
+const FREE_TEXT_OPTIONS: &[&str] = &["--comment", "--log-prefix", "--nflog-prefix"];
+
 /// Parses the words of a rule after `-A CHAIN` into matches and a target.
 pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result<Rule, SpecError> {
     let t = parse_rule_body(ws, family)?;
@@ -225,7 +229,12 @@ pub(crate) fn parse_rule_body<'w>(ws: &'w [Word<'w>], family: Family) -> Result<
             }
             _ => {
                 // An option of a module or of the target: it takes the words up to the next option.
+                // A free-text option takes the next word whatever it looks like, as iptables'
+                // getopt does: iptables-save prints `--comment -a` unquoted.
                 let mut j = i + 1;
+                if FREE_TEXT_OPTIONS.contains(&name) && j < ws.len() {
+                    j += 1;
+                }
                 while j < ws.len() && !(ws[j].is_option() || (ws[j].raw == "!" && !ws[j].quoted)) {
                     j += 1;
                 }
