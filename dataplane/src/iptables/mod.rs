@@ -58,7 +58,7 @@ pub use match_misc::{
 };
 pub use matches::Match;
 pub use model::{Chain, Counters, DuplicateChain, Policy, Rule, Ruleset, Table, builtin_chains};
-pub use parse::ParseError;
+pub use parse::{FREE_TEXT_OPTIONS, ParseError};
 pub use restore::{
     RestoreCommand, RestoreError, RestoreMode, RestoreOp, RestoreScript, RestoreTable,
 };

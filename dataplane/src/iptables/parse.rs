@@ -107,7 +107,7 @@ fn proto_module(p: &ProtoSpec, family: Family) -> Option<&'static str> {
 
 /// Options whose value is free text (a comment, a log prefix): their value may look like an
 /// option (`--comment -a`, `--log-prefix --x`), which iptables-save prints without quotes.
-const FREE_TEXT_OPTIONS: &[&str] = &["--comment", "--log-prefix", "--nflog-prefix"];
+pub const FREE_TEXT_OPTIONS: &[&str] = &["--comment", "--log-prefix", "--nflog-prefix"];
 
 /// Parses the words of a rule after `-A CHAIN` into matches and a target.
 pub(crate) fn parse_rule_words<'w>(ws: &'w [Word<'w>], family: Family) -> Result<Rule, SpecError> {

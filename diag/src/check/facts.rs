@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use dataplane::iptables::Rule;
+use dataplane::iptables::{FREE_TEXT_OPTIONS, Rule};
 use dataplane::node::{Backend, NodeState};
 use dataplane::route::RouteType;
 use dataplane::{Family, Packet, Protocol};
@@ -123,9 +123,13 @@ impl RuleAt<'_> {
     }
 
     /// The value after `flag` (`-d`, `--dport`, `--to-destination`), skipping a `!` negation
-    /// (a negated option yields `None`).
+    /// (a negated option yields `None`). A free-text value that reads like the flag
+    /// (`--comment -j`, printed unquoted by iptables-save) is not the flag.
     pub fn opt(&self, flag: &str) -> Option<&str> {
-        let at = self.words.iter().position(|w| w == flag)?;
+        let at = (0..self.words.len()).find(|&i| {
+            self.words[i] == flag
+                && !(i > 0 && FREE_TEXT_OPTIONS.contains(&self.words[i - 1].as_str()))
+        })?;
         if at > 0 && self.words[at - 1] == "!" {
             return None;
         }
@@ -409,6 +413,25 @@ pub fn probe_from_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_option_is_not_found_in_a_free_text_value() {
+        let family = Family::V4;
+        let rule =
+            Rule::parse_spec(family, "-m comment --comment -j -d 198.19.0.10/32 -j DROP").unwrap();
+        let at = RuleAt {
+            backend: Backend::Legacy,
+            family,
+            table: "filter",
+            chain: "INPUT",
+            index: 1,
+            rule: &rule,
+            words: words(&rule.spec(family)),
+        };
+        assert_eq!(at.target(), Some("DROP"));
+        assert_eq!(at.opt("-d"), Some("198.19.0.10/32"));
+        assert_eq!(at.comment().as_deref(), Some("-j"));
+    }
 
     #[test]
     fn words_keep_quoted_comments() {
