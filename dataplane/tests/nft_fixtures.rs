@@ -414,3 +414,18 @@ fn an_unknown_object_before_its_table_stays_at_the_top_level() {
     assert_eq!(rs.tables[0].objects.len(), 1, "{rs:?}");
     assert_eq!(Ruleset::from_json(&rs.to_json_string()).unwrap(), rs);
 }
+
+/// Found by the `nft_json` fuzz smoke in CI: two top-level objects, one for no table and one
+/// naming a table that comes after both, keep their order through emit → parse (the writer put
+/// the first after the tables and the second before them).
+#[test]
+fn top_level_objects_keep_their_order_through_emit_and_parse() {
+    let text = r#"{"nftables": [
+        {"mystery": {"name": "x"}},
+        {"flowtable": {"family": "ip", "table": "filter", "name": "ft", "handle": 2}},
+        {"table": {"family": "ip", "name": "filter", "handle": 1}}
+    ]}"#;
+    let rs = Ruleset::from_json(text).unwrap();
+    assert_eq!(rs.extra.len(), 2, "{rs:?}");
+    assert_eq!(Ruleset::from_json(&rs.to_json_string()).unwrap(), rs);
+}

@@ -424,16 +424,21 @@ impl Ruleset {
             out.push(one("metainfo", body));
         }
         // A top-level object that names one of the tables was kept at the top level because
-        // it came before that table, and must again: it goes first (found by fuzzing: at the
-        // end it was attached to its table on reading back). The others go last, where
-        // `nft` prints what it has no table for.
-        let (before, after): (Vec<&Value>, Vec<&Value>) =
-            self.extra.iter().partition(|v| self.names_a_table(v));
-        out.extend(before.into_iter().cloned());
+        // it came before that table, and must again: it goes before the tables (found by
+        // fuzzing: at the end it was attached to its table on reading back). The top-level
+        // objects keep their order (found by fuzzing again), so everything up to the last
+        // one that names a table goes before the tables, the rest after them, where `nft`
+        // prints what it has no table for.
+        let split = self
+            .extra
+            .iter()
+            .rposition(|v| self.names_a_table(v))
+            .map_or(0, |i| i + 1);
+        out.extend(self.extra[..split].iter().cloned());
         for t in &self.tables {
             table_json(t, &mut out);
         }
-        out.extend(after.into_iter().cloned());
+        out.extend(self.extra[split..].iter().cloned());
         json!({ "nftables": out })
     }
 
